@@ -1,0 +1,36 @@
+"""Errors that name what went wrong and where, so a user can fix the input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class EmogridError(Exception):
+    """Base class for every error emogrid raises on purpose."""
+
+
+class DatasetFormatError(EmogridError):
+    """A dataset file does not have the format its reader expects."""
+
+    def __init__(self, path: str | Path, line: int | None, problem: str):
+        self.path = str(path)
+        self.line = line
+        self.problem = problem
+        where = f"{self.path}:{line}" if line is not None else self.path
+        super().__init__(f"{where}: {problem}")
+
+
+class ChecksumError(EmogridError):
+    """A file's md5 differs from the one in the config."""
+
+    def __init__(self, path: str | Path, expected: str, actual: str):
+        self.path, self.expected, self.actual = str(path), expected, actual
+        super().__init__(f"{path}: md5 mismatch: expected {expected}, got {actual}")
+
+
+class ConfigError(EmogridError):
+    """A config value is invalid; `key` is its dotted path."""
+
+    def __init__(self, key: str, problem: str):
+        self.key, self.problem = key, problem
+        super().__init__(f"config key '{key}': {problem}")
