@@ -1,0 +1,38 @@
+# Two commands on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CORES ?= 2
+# Offline everywhere: the demo and the tests never touch the network.
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export HF_HUB_DISABLE_TELEMETRY := 1
+export TOKENIZERS_PARALLELISM := false
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: demo test lint report clean-demo
+
+# torch goes in first, pinned to the CPU build on local disk: otherwise pip resolves torch from
+# the project's dependencies and downloads a multi-GB CUDA build.
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: $(BIN)/.installed
+	$(BIN)/snakemake --cores $(CORES) --configfile config/config.yaml config/demo.yaml --profile profiles/local
+	$(BIN)/snakemake --cores $(CORES) --configfile config/config.yaml config/demo.yaml --profile profiles/local \
+		--report results/report.html
+
+test: $(BIN)/.installed
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check src tests bench
+	$(BIN)/snakefmt --check Snakefile rules
+	$(BIN)/snakemake --lint --configfile config/config.yaml config/demo.yaml
+
+clean-demo:
+	rm -rf results

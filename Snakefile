@@ -1,0 +1,29 @@
+# emogrid: loss x mix x seed grid for multi-label emotion classification.
+# The wiring is in rules/, the logic in src/emogrid/, the science in config/.
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config/config.yaml"
+
+
+report: "report/workflow.rst"
+
+
+include: "rules/common.smk"
+
+
+container: config["container"]
+
+
+include: "rules/data.smk"
+include: "rules/model.smk"
+include: "rules/train.smk"
+include: "rules/report.smk"
+
+
+rule all:
+    input:
+        get_final_output(),
+    default_target: True

@@ -1,0 +1,93 @@
+import json
+from pathlib import Path
+
+from snakemake.utils import validate
+
+from emogrid.config import (
+    cell_config,
+    cell_dir,
+    check_config,
+    evaluation_datasets,
+    grid_cells,
+    token_file,
+)
+
+
+validate(config, schema="../schemas/config.schema.yaml")
+check_config(config)
+
+RESULTS = "results"
+SPLITS = ["train", "validation", "test"]
+DATASETS = list(config["datasets"])
+
+
+wildcard_constraints:
+    dataset="|".join(DATASETS),
+    mix="|".join(config["mixes"]),
+    loss="|".join(config["losses"]),
+    seed="|".join(str(s) for s in config["seeds"]),
+    split="|".join(SPLITS),
+
+
+def model_dir():
+    """The tiny offline model, a local model directory, or the fetched hub model."""
+    name = config["model"]["name"]
+    if not config["model"]["build_tiny"] and Path(name).is_dir():
+        return name
+    return f"{RESULTS}/model"
+
+
+def get_source_files(wildcards):
+    """Local copies of a dataset's files, when the config names a source directory."""
+    ds = config["datasets"][wildcards.dataset]
+    if ds.get("source_dir") is None:
+        return []
+    return [f"{ds['source_dir']}/{name}" for name in ds["files"]]
+
+
+def synthetic_files():
+    """Files the synthetic generator writes: those of datasets whose source is results/synthetic."""
+    return [
+        f"{ds['source_dir']}/{name}"
+        for ds in config["datasets"].values()
+        if str(ds.get("source_dir") or "").startswith(f"{RESULTS}/synthetic/")
+        for name in ds["files"]
+    ]
+
+
+def get_cell(wildcards):
+    return cell_config(
+        config, wildcards.mix, wildcards.loss, int(wildcards.seed), RESULTS, model_dir()
+    )
+
+
+def get_launcher(wildcards, resources):
+    """One process per GPU: torchrun when a job gets more than one GPU, plain python otherwise."""
+    if int(resources.gpu) > 1:
+        return f"torchrun --standalone --nproc_per_node={resources.gpu}"
+    return "python"
+
+
+def get_train_inputs(wildcards):
+    cell = get_cell(wildcards)
+    return sorted(
+        set(cell["train_files"] + cell["validation_files"] + cell["eval_files"])
+    )
+
+
+def cell_paths(filename):
+    return [
+        f"{cell_dir(RESULTS, c['mix'], c['loss'], c['seed'])}/{filename}"
+        for c in grid_cells(config)
+    ]
+
+
+def get_final_output():
+    return [
+        f"{RESULTS}/tables/f1_macro.csv",
+        f"{RESULTS}/tables/data_summary.html",
+        f"{RESULTS}/tables/runs.html",
+        f"{RESULTS}/plots/f1_macro_bars.png",
+        f"{RESULTS}/plots/per_class_f1.png",
+        f"{RESULTS}/plots/training_curves.png",
+    ]

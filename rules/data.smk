@@ -1,0 +1,58 @@
+localrules:
+    synthetic_corpus,
+    fetch_raw,
+
+
+rule synthetic_corpus:
+    output:
+        synthetic_files(),
+    params:
+        synthetic=config["data"]["synthetic"],
+    log:
+        f"{RESULTS}/logs/synthetic_corpus.log",
+    script:
+        "../workflow_scripts/synthetic_corpus.py"
+
+
+rule fetch_raw:
+    input:
+        get_source_files,
+    output:
+        f"{RESULTS}/raw/{{dataset}}/manifest.json",
+    params:
+        dataset_config=lambda wildcards: config["datasets"][wildcards.dataset],
+        verify_md5=config["data"]["verify_md5"],
+    log:
+        f"{RESULTS}/logs/fetch_raw/{{dataset}}.log",
+    script:
+        "../workflow_scripts/fetch_raw.py"
+
+
+rule preprocess:
+    input:
+        f"{RESULTS}/raw/{{dataset}}/manifest.json",
+    output:
+        data=expand(f"{RESULTS}/data/{{{{dataset}}}}/{{split}}.parquet", split=SPLITS),
+        summary=f"{RESULTS}/data/{{dataset}}/summary.json",
+    log:
+        f"{RESULTS}/logs/preprocess/{{dataset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/preprocess/{{dataset}}.tsv"
+    script:
+        "../workflow_scripts/preprocess.py"
+
+
+rule tokenize:
+    input:
+        data=expand(f"{RESULTS}/data/{{{{dataset}}}}/{{split}}.parquet", split=SPLITS),
+        model=model_dir(),
+    output:
+        expand(f"{RESULTS}/tokens/{{{{dataset}}}}/{{split}}.parquet", split=SPLITS),
+    params:
+        max_length=config["model"]["max_length"],
+    log:
+        f"{RESULTS}/logs/tokenize/{{dataset}}.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/tokenize/{{dataset}}.tsv"
+    script:
+        "../workflow_scripts/tokenize.py"

@@ -1,0 +1,27 @@
+localrules:
+    fetch_model,
+
+
+if config["model"]["build_tiny"]:
+
+    rule build_tiny_model:
+        input:
+            expand(f"{RESULTS}/data/{{dataset}}/train.parquet", dataset=DATASETS),
+        output:
+            directory(f"{RESULTS}/model"),
+        log:
+            f"{RESULTS}/logs/build_tiny_model.log",
+        script:
+            "../workflow_scripts/build_tiny_model.py"
+
+elif not Path(config["model"]["name"]).is_dir():
+
+    rule fetch_model:
+        output:
+            directory(f"{RESULTS}/model"),
+        params:
+            name=config["model"]["name"],
+        log:
+            f"{RESULTS}/logs/fetch_model.log",
+        script:
+            "../workflow_scripts/fetch_model.py"

@@ -1,0 +1,99 @@
+localrules:
+    f1_tables,
+    plots,
+    data_summary,
+    run_overview,
+
+
+rule f1_tables:
+    input:
+        cell_paths("eval_report.json"),
+    output:
+        csv=report(
+            f"{RESULTS}/tables/f1_macro.csv",
+            caption="../report/f1_macro.rst",
+            category="Results",
+            labels={"table": "test macro-F1", "format": "csv"},
+        ),
+        md=f"{RESULTS}/tables/f1_macro.md",
+        html=report(
+            f"{RESULTS}/tables/f1_macro.html",
+            caption="../report/f1_macro.rst",
+            category="Results",
+            labels={"table": "test macro-F1", "format": "html"},
+        ),
+        at_half=f"{RESULTS}/tables/f1_macro_at_0.5.csv",
+        micro=f"{RESULTS}/tables/f1_micro.csv",
+    log:
+        f"{RESULTS}/logs/f1_tables.log",
+    script:
+        "../workflow_scripts/f1_tables.py"
+
+
+rule plots:
+    input:
+        reports=cell_paths("eval_report.json"),
+        train_logs=cell_paths("train_log.json"),
+    output:
+        bars=report(
+            f"{RESULTS}/plots/f1_macro_bars.png",
+            caption="../report/f1_bars.rst",
+            category="Results",
+            labels={"figure": "macro-F1 by loss and mix"},
+        ),
+        heatmap=report(
+            f"{RESULTS}/plots/per_class_f1.png",
+            caption="../report/per_class.rst",
+            category="Results",
+            labels={"figure": "per-class F1"},
+        ),
+        curves=report(
+            f"{RESULTS}/plots/training_curves.png",
+            caption="../report/curves.rst",
+            category="Training",
+            labels={"figure": "loss and validation F1 curves"},
+        ),
+    params:
+        heatmap_dataset=lambda wildcards: evaluation_datasets(config)[0],
+    log:
+        f"{RESULTS}/logs/plots.log",
+    script:
+        "../workflow_scripts/plots.py"
+
+
+rule data_summary:
+    input:
+        expand(f"{RESULTS}/data/{{dataset}}/summary.json", dataset=DATASETS),
+    output:
+        md=f"{RESULTS}/tables/data_summary.md",
+        csv=f"{RESULTS}/tables/data_summary.csv",
+        html=report(
+            f"{RESULTS}/tables/data_summary.html",
+            caption="../report/data_summary.rst",
+            category="Data",
+            labels={"table": "preprocessing summary"},
+        ),
+        label_counts=f"{RESULTS}/tables/data_summary_label_counts.csv",
+    params:
+        labels=config["labels"],
+    log:
+        f"{RESULTS}/logs/data_summary.log",
+    script:
+        "../workflow_scripts/data_summary.py"
+
+
+rule run_overview:
+    input:
+        run_info=cell_paths("run_info.json"),
+        train_logs=cell_paths("train_log.json"),
+    output:
+        report(
+            f"{RESULTS}/tables/runs.html",
+            caption="../report/runs.rst",
+            category="Training",
+            labels={"table": "runs, versions and warnings"},
+        ),
+    log:
+        f"{RESULTS}/logs/run_overview.log",
+    script:
+        "../workflow_scripts/run_overview.py"

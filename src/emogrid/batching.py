@@ -1,0 +1,120 @@
+"""Batches for multi-label training: weighted dataset mixes, length grouping, dynamic padding."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch.utils.data import Dataset, Sampler
+
+
+class EncodedExamples(Dataset):
+    """Tokenized rows held as arrays; items are dicts the collator understands."""
+
+    def __init__(self, frame: pd.DataFrame):
+        self.input_ids = list(frame["input_ids"])
+        self.labels = np.stack(frame["labels"].to_numpy()).astype(np.float32)
+        self.label_mask = np.stack(frame["label_mask"].to_numpy()).astype(np.float32)
+        self.lengths = np.fromiter((len(x) for x in self.input_ids), dtype=np.int64, count=len(self.input_ids))
+        self.dataset_names = frame["dataset"].to_numpy()
+        self.ids = frame["id"].to_numpy()
+
+    def __len__(self) -> int:
+        return len(self.input_ids)
+
+    def __getitem__(self, i: int) -> dict:
+        return {"input_ids": self.input_ids[i], "labels": self.labels[i], "label_mask": self.label_mask[i]}
+
+
+def mixture_weights(dataset_names: np.ndarray, mix: dict[str, float]) -> np.ndarray:
+    """Per-example sampling probabilities so that dataset d gets share mix[d] of all draws."""
+    weights = np.zeros(len(dataset_names), dtype=np.float64)
+    total = sum(mix.values())
+    for name, share in mix.items():
+        members = dataset_names == name
+        count = int(members.sum())
+        if count == 0:
+            raise ValueError(f"mix names dataset {name!r} but it has no training rows")
+        weights[members] = share / total / count
+    return weights / weights.sum()
+
+
+class MixtureLengthSampler(Sampler[int]):
+    """Draw an epoch of examples with the mix's weights, then group similar lengths into batches.
+
+    Each epoch draws `len(dataset)` examples with replacement using `mixture_weights`, shuffles them,
+    cuts them into mega-batches of `megabatch_factor * batch_size`, sorts each mega-batch by length
+    (longest first) and shuffles the batch order. Padding waste drops while the sample stays random.
+    The order depends only on (seed, epoch), so a resumed run sees the same data order.
+    """
+
+    def __init__(
+        self,
+        lengths: np.ndarray,
+        weights: np.ndarray,
+        batch_size: int,
+        seed: int,
+        group_by_length: bool = True,
+        megabatch_factor: int = 50,
+    ):
+        self.lengths = np.asarray(lengths)
+        self.weights = np.asarray(weights)
+        self.batch_size = batch_size
+        self.seed = seed
+        self.group_by_length = group_by_length
+        self.megabatch = max(batch_size, batch_size * megabatch_factor)
+        self.epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = int(epoch)
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def epoch_indices(self, epoch: int) -> np.ndarray:
+        rng = np.random.default_rng([self.seed, epoch])
+        drawn = rng.choice(len(self.lengths), size=len(self.lengths), replace=True, p=self.weights)
+        if not self.group_by_length:
+            return drawn
+        groups = []
+        for start in range(0, len(drawn), self.megabatch):
+            mega = drawn[start : start + self.megabatch]
+            groups.append(mega[np.argsort(-self.lengths[mega], kind="stable")])
+        ordered = np.concatenate(groups)
+        batches = [ordered[i : i + self.batch_size] for i in range(0, len(ordered), self.batch_size)]
+        # The longest batch goes first so an out-of-memory error shows at step 1, not hours in.
+        longest = int(np.argmax([self.lengths[b].max() for b in batches]))
+        rest = [b for i, b in enumerate(batches) if i != longest]
+        order = rng.permutation(len(rest))
+        return np.concatenate([batches[longest]] + [rest[i] for i in order])
+
+    def __iter__(self):
+        return iter(self.epoch_indices(self.epoch).tolist())
+
+
+@dataclass
+class MultiLabelCollator:
+    """Pad `input_ids` to the longest sequence in the batch; stack labels and masks."""
+
+    pad_token_id: int
+    pad_to_multiple_of: int | None = None
+
+    def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
+        longest = max(len(f["input_ids"]) for f in features)
+        if self.pad_to_multiple_of:
+            m = self.pad_to_multiple_of
+            longest = (longest + m - 1) // m * m
+        input_ids = np.full((len(features), longest), self.pad_token_id, dtype=np.int64)
+        attention = np.zeros((len(features), longest), dtype=np.int64)
+        for row, f in enumerate(features):
+            n = len(f["input_ids"])
+            input_ids[row, :n] = f["input_ids"]
+            attention[row, :n] = 1
+        return {
+            "input_ids": torch.from_numpy(input_ids),
+            "attention_mask": torch.from_numpy(attention),
+            "labels": torch.from_numpy(np.stack([f["labels"] for f in features])),
+            "label_mask": torch.from_numpy(np.stack([f["label_mask"] for f in features])),
+        }

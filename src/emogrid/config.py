@@ -1,0 +1,87 @@
+"""Config checks the JSON Schema cannot express, and the grid derived from the config."""
+
+from __future__ import annotations
+
+from itertools import product
+
+from emogrid.errors import ConfigError
+
+SPLITS = ("train", "validation", "test")
+
+
+def check_config(config: dict) -> None:
+    """Cross-field checks; each error names the key path. Run after `snakemake.utils.validate`."""
+    labels = config["labels"]
+    datasets = config["datasets"]
+    for name, ds in datasets.items():
+        splits = set(ds["splits"])
+        if splits not in ({"all"}, set(SPLITS)):
+            raise ConfigError(f"datasets.{name}.splits", f"needs train, validation and test (or all), got {sorted(splits)}")
+        if "all" in splits and "split" not in ds:
+            raise ConfigError(f"datasets.{name}.split", "an unsplit dataset (splits: {all: ...}) needs a split: block")
+        for split, filename in ds["splits"].items():
+            if filename not in ds["files"]:
+                raise ConfigError(f"datasets.{name}.splits.{split}", f"{filename!r} is not listed under files")
+        targets = [] if ds["label_map"] == "identity" else [t for t in ds["label_map"].values() if t is not None]
+        for target in targets + ([ds["empty_label"]] if ds.get("empty_label") else []):
+            if target not in labels:
+                raise ConfigError(f"datasets.{name}.label_map", f"{target!r} is not one of the labels")
+        if "split" in ds:
+            total = sum(ds["split"]["fractions"].values())
+            if abs(total - 1.0) > 1e-6:
+                raise ConfigError(f"datasets.{name}.split.fractions", f"must sum to 1, got {total:g}")
+        if ds.get("source_dir") is None and not ds.get("base_url"):
+            missing_url = [f for f, spec in ds["files"].items() if "url" not in spec]
+            if missing_url:
+                raise ConfigError(f"datasets.{name}", f"no source_dir and no base_url to download {missing_url} from")
+    for mix, weights in config["mixes"].items():
+        for name in weights:
+            if name not in datasets:
+                raise ConfigError(f"mixes.{mix}.{name}", f"unknown dataset; configured: {sorted(datasets)}")
+    for name in config["evaluation"].get("datasets", []):
+        if name not in datasets:
+            raise ConfigError("evaluation.datasets", f"unknown dataset {name!r}; configured: {sorted(datasets)}")
+    grid = config["evaluation"]["threshold_grid"]
+    if grid["start"] > grid["stop"]:
+        raise ConfigError("evaluation.threshold_grid", "start must not exceed stop")
+    deepspeed = config["training"].get("deepspeed")
+    if deepspeed is not None and not str(deepspeed).endswith(".json"):
+        raise ConfigError("training.deepspeed", "must be the path of a DeepSpeed JSON file or null")
+
+
+def evaluation_datasets(config: dict) -> list[str]:
+    return list(config["evaluation"].get("datasets") or config["datasets"])
+
+
+def grid_cells(config: dict) -> list[dict]:
+    """Every (mix, loss, seed) cell of the grid."""
+    return [
+        {"mix": mix, "loss": loss, "seed": seed}
+        for mix, loss, seed in product(config["mixes"], config["losses"], config["seeds"])
+    ]
+
+
+def cell_dir(results: str, mix: str, loss: str, seed: int | str) -> str:
+    return f"{results}/runs/{mix}/{loss}/seed{seed}"
+
+
+def token_file(results: str, dataset: str, split: str) -> str:
+    return f"{results}/tokens/{dataset}/{split}.parquet"
+
+
+def cell_config(config: dict, mix: str, loss: str, seed: int, results: str, model_path: str) -> dict:
+    """The resolved training arguments of one cell: everything `emogrid.train` needs, nothing else."""
+    eval_sets = evaluation_datasets(config)
+    return {
+        "name": f"{mix}/{loss}/seed{seed}",
+        "cell": {"mix": mix, "loss": loss, "seed": int(seed)},
+        "labels": list(config["labels"]),
+        "model": {"name": config["model"]["name"], "path": model_path, "max_length": config["model"]["max_length"]},
+        "loss": dict(config["losses"][loss]),
+        "mix": dict(config["mixes"][mix]),
+        "train_files": [token_file(results, d, "train") for d in config["mixes"][mix]],
+        "validation_files": [token_file(results, d, "validation") for d in config["mixes"][mix]],
+        "eval_files": [token_file(results, d, s) for d in eval_sets for s in ("validation", "test")],
+        "training": dict(config["training"]),
+        "output_dir": cell_dir(results, mix, loss, seed),
+    }

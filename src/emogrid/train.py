@@ -1,0 +1,317 @@
+"""Train one grid cell: `python -m emogrid.train results/runs/<mix>/<loss>/seed<k>/cell.json`.
+
+Reads the tokenized splits named in the cell config, fine-tunes the model with the HF Trainer and
+the configured loss, then writes predictions for the validation and test splits of every evaluation
+dataset, the training log and run_info.json into the cell's directory. Thresholds and metrics are
+computed later, by `emogrid.evaluate`, from the predictions: nothing here looks at test labels.
+
+Under torchrun (one process per GPU) only the main process writes outputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import platform
+import subprocess
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from sklearn.metrics import f1_score
+from transformers import (
+    AutoModelForSequenceClassification,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+)
+from transformers.trainer_utils import get_last_checkpoint
+
+from emogrid.batching import EncodedExamples, MixtureLengthSampler, MultiLabelCollator, mixture_weights
+from emogrid.io import read_json, write_json, write_parquet
+from emogrid.losses import build_loss
+from emogrid.tokenize import load_tokenizer
+
+SECRET_MARKERS = ("TOKEN", "KEY", "SECRET", "PASSWORD")
+
+
+class EmotionTrainer(Trainer):
+    """HF Trainer with a masked multi-label loss and a weighted, length-grouped mixture sampler.
+
+    Guard for transformers#47688: for models whose forward takes **kwargs, Trainer assumes the loss
+    was normalised by `num_items_in_batch`, so it skips the division by the gradient-accumulation
+    steps and multiplies by the world size. Our loss is a per-micro-batch mean, so we declare that
+    explicitly and Trainer divides by the accumulation steps as it must.
+    """
+
+    def __init__(self, *args, loss_fn, train_sampler: MixtureLengthSampler | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.loss_fn = loss_fn
+        self.train_sampler = train_sampler
+        self.model_accepts_loss_kwargs = False
+        self.loss_is_scaled_for_ga = False
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        inputs = dict(inputs)
+        labels = inputs.pop("labels")
+        mask = inputs.pop("label_mask")
+        inputs.pop("dataset_index", None)
+        outputs = model(**inputs)
+        loss = self.loss_fn(outputs.logits, labels, mask)
+        return (loss, outputs) if return_outputs else loss
+
+    def _get_train_sampler(self, train_dataset=None):
+        return self.train_sampler if self.train_sampler is not None else super()._get_train_sampler(train_dataset)
+
+
+class GradientHealthCallback(TrainerCallback):
+    """Warn when the logged gradient norm (Trainer logs it after unscaling) stays tiny."""
+
+    def __init__(self, threshold: float, patience: int):
+        self.threshold, self.patience = threshold, patience
+        self.tiny_streak = 0
+        self.warnings: list[str] = []
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        norm = (logs or {}).get("grad_norm")
+        if norm is None:
+            return
+        self.tiny_streak = self.tiny_streak + 1 if norm < self.threshold else 0
+        if self.tiny_streak == self.patience:
+            message = (
+                f"gradient norm stayed below {self.threshold:g} for {self.patience} logs "
+                f"(last {norm:.3g} at step {state.global_step}): the model may not be learning"
+            )
+            warnings.warn(message, stacklevel=1)
+            self.warnings.append(message)
+
+
+class WithDatasetIndex(torch.utils.data.Dataset):
+    """Validation rows that also carry which dataset they came from, for per-dataset macro-F1."""
+
+    def __init__(self, examples: EncodedExamples, names: list[str]):
+        self.examples = examples
+        self.index = np.array([names.index(d) for d in examples.dataset_names], dtype=np.int64)
+
+    def __len__(self):
+        return len(self.examples)
+
+    def __getitem__(self, i):
+        return {**self.examples[i], "dataset_index": self.index[i]}
+
+
+class CollatorWithDatasetIndex(MultiLabelCollator):
+    def __call__(self, features):
+        batch = super().__call__(features)
+        if "dataset_index" in features[0]:
+            batch["dataset_index"] = torch.tensor([f["dataset_index"] for f in features])
+        return batch
+
+
+def masked_macro_f1(logits: np.ndarray, labels: np.ndarray, mask: np.ndarray, index: np.ndarray) -> float:
+    """Mean over datasets of macro-F1 at 0.5 over each dataset's covered labels (validation only)."""
+    scores = []
+    for d in np.unique(index):
+        rows = index == d
+        covered = mask[rows].max(axis=0) > 0
+        preds = (logits[rows][:, covered] > 0).astype(int)
+        scores.append(f1_score(labels[rows][:, covered].astype(int), preds, average="macro", zero_division=0))
+    return float(np.mean(scores))
+
+
+def compute_validation_metrics(eval_pred) -> dict:
+    logits = eval_pred.predictions[0] if isinstance(eval_pred.predictions, tuple) else eval_pred.predictions
+    labels, mask, index = eval_pred.label_ids
+    return {"f1_macro": masked_macro_f1(logits, labels, mask, index)}
+
+
+def resolve_precision(choice: str) -> dict:
+    """bf16 where the GPU supports it, else fp16 on CUDA, else full precision."""
+    if choice == "auto":
+        if torch.cuda.is_available():
+            choice = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+        else:
+            choice = "fp32"
+    return {"bf16": choice == "bf16", "fp16": choice == "fp16"}
+
+
+def load_frames(paths: list[str]) -> pd.DataFrame:
+    return pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
+
+
+def training_arguments(cell: dict, output_dir: Path) -> TrainingArguments:
+    t = cell["training"]
+    evaluate_during = t["eval_steps"] > 0
+    return TrainingArguments(
+        output_dir=str(output_dir),
+        per_device_train_batch_size=t["per_device_train_batch_size"],
+        per_device_eval_batch_size=t["per_device_eval_batch_size"],
+        gradient_accumulation_steps=t["gradient_accumulation_steps"],
+        learning_rate=t["learning_rate"],
+        weight_decay=t["weight_decay"],
+        warmup_steps=t["warmup_ratio"],
+        num_train_epochs=t["num_train_epochs"],
+        max_steps=t.get("max_steps", -1),
+        max_grad_norm=t["max_grad_norm"],
+        logging_steps=t["logging_steps"],
+        logging_first_step=True,
+        eval_strategy="steps" if evaluate_during else "no",
+        eval_steps=t["eval_steps"] if evaluate_during else None,
+        save_strategy="steps",
+        save_steps=t["save_steps"],
+        save_total_limit=t["save_total_limit"],
+        seed=cell["cell"]["seed"],
+        gradient_checkpointing=t["gradient_checkpointing"] and torch.cuda.is_available(),
+        deepspeed=t.get("deepspeed"),
+        remove_unused_columns=False,
+        label_names=["labels", "label_mask", "dataset_index"],
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        use_cpu=not torch.cuda.is_available(),
+        **resolve_precision(t["precision"]),
+    )
+
+
+def git_commit() -> str:
+    if os.environ.get("EMOGRID_GIT_COMMIT"):
+        return os.environ["EMOGRID_GIT_COMMIT"]
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True)
+        return out.stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def package_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    names = ["emogrid", "torch", "transformers", "accelerate", "datasets", "deepspeed", "scikit-learn", "numpy",
+             "pandas", "sentencepiece", "snakemake"]
+    found = {}
+    for name in names:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = None
+    found["python"] = platform.python_version()
+    return found
+
+
+def device_description() -> dict:
+    if torch.cuda.is_available():
+        return {"type": "cuda", "count": torch.cuda.device_count(),
+                "names": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]}
+    return {"type": "cpu", "count": 0, "names": [platform.processor() or platform.machine()]}
+
+
+def scrub(value):
+    """Drop anything that looks like a credential before it reaches a file."""
+    if isinstance(value, dict):
+        return {k: ("<scrubbed>" if any(m in k.upper() for m in SECRET_MARKERS) else scrub(v)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [scrub(v) for v in value]
+    return value
+
+
+def predict_split(trainer: Trainer, frame: pd.DataFrame) -> pd.DataFrame:
+    """Sigmoid probabilities for `frame`'s rows, batched shortest-first to keep padding small."""
+    order = np.argsort(frame["input_ids"].map(len).to_numpy(), kind="stable")
+    ordered = frame.iloc[order].reset_index(drop=True)
+    # The dataset index makes Trainer route the batch through compute_loss, which strips the label
+    # columns before the forward pass.
+    output = trainer.predict(WithDatasetIndex(EncodedExamples(ordered), sorted(set(ordered["dataset"]))))
+    logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
+    probs = torch.sigmoid(torch.from_numpy(np.asarray(logits, dtype=np.float32))).numpy()
+    return pd.DataFrame({
+        "dataset": ordered["dataset"], "split": ordered["split"], "id": ordered["id"],
+        "probs": list(probs), "labels": ordered["labels"], "label_mask": ordered["label_mask"],
+    })
+
+
+def run_cell(cell: dict) -> Path:
+    out_dir = Path(cell["output_dir"])
+    checkpoints = out_dir / "checkpoints"
+    seed = cell["cell"]["seed"]
+    torch.manual_seed(seed)
+
+    tokenizer = load_tokenizer(cell["model"]["path"])
+    model = AutoModelForSequenceClassification.from_pretrained(
+        cell["model"]["path"],
+        num_labels=len(cell["labels"]),
+        problem_type="multi_label_classification",
+        id2label=dict(enumerate(cell["labels"])),
+        label2id={name: i for i, name in enumerate(cell["labels"])},
+        trust_remote_code=False,
+        use_safetensors=True,
+        ignore_mismatched_sizes=True,
+    )
+
+    train = EncodedExamples(load_frames(cell["train_files"]))
+    mix_names = list(cell["mix"])
+    validation = WithDatasetIndex(EncodedExamples(load_frames(cell["validation_files"])), mix_names)
+    args = training_arguments(cell, checkpoints)
+    sampler = MixtureLengthSampler(
+        train.lengths,
+        mixture_weights(train.dataset_names, cell["mix"]),
+        batch_size=args.per_device_train_batch_size,
+        seed=seed,
+        group_by_length=cell["training"]["group_by_length"],
+    )
+    health = GradientHealthCallback(cell["training"]["tiny_grad_norm"], cell["training"]["tiny_grad_patience"])
+    trainer = EmotionTrainer(
+        model=model,
+        args=args,
+        train_dataset=train,
+        eval_dataset=validation if args.eval_strategy != "no" else None,
+        data_collator=CollatorWithDatasetIndex(tokenizer.pad_token_id),
+        processing_class=tokenizer,
+        compute_metrics=compute_validation_metrics,
+        callbacks=[health],
+        loss_fn=build_loss(cell["loss"]),
+        train_sampler=sampler,
+    )
+    last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+    if last:
+        print(f"resuming from {last}", file=sys.stderr)
+    result = trainer.train(resume_from_checkpoint=last)
+    if not math.isfinite(result.training_loss):
+        raise FloatingPointError(f"cell {cell['name']}: training loss is {result.training_loss}")
+
+    if trainer.is_world_process_zero():
+        eval_frames = load_frames(cell["eval_files"])
+        predictions = pd.concat(
+            [predict_split(trainer, part) for _, part in eval_frames.groupby(["dataset", "split"], sort=True)],
+            ignore_index=True,
+        )
+        write_parquet(out_dir / "predictions.parquet", predictions)
+        write_json(out_dir / "train_log.json", {"log_history": trainer.state.log_history,
+                                                 "warnings": health.warnings,
+                                                 "resumed_from": last,
+                                                 "global_step": trainer.state.global_step})
+        write_json(out_dir / "run_info.json", scrub({
+            "cell": cell["cell"],
+            "seed": seed,
+            "git_commit": git_commit(),
+            "versions": package_versions(),
+            "device": device_description(),
+            "world_size": args.world_size,
+            "precision": resolve_precision(cell["training"]["precision"]),
+            "config": cell,
+        }))
+    return out_dir
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("cell_config", help="resolved cell JSON written by the workflow")
+    args = parser.parse_args(argv)
+    run_cell(read_json(args.cell_config))
+
+
+if __name__ == "__main__":
+    main()
