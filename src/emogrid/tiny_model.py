@@ -48,7 +48,9 @@ def train_sentencepiece(texts: list[str], out_dir: Path, vocab_size: int = 1000,
     return path
 
 
-def tiny_config(vocab_size: int, num_labels: int, hidden_size: int = 64, layers: int = 2, heads: int = 4):
+def tiny_config(
+    vocab_size: int, num_labels: int, hidden_size: int = 64, layers: int = 2, heads: int = 4, dropout: float = 0.1
+):
     from transformers import DebertaV2Config
 
     return DebertaV2Config(
@@ -57,6 +59,9 @@ def tiny_config(vocab_size: int, num_labels: int, hidden_size: int = 64, layers:
         num_hidden_layers=layers,
         num_attention_heads=heads,
         intermediate_size=hidden_size * 4,
+        hidden_dropout_prob=dropout,
+        attention_probs_dropout_prob=dropout,
+        pooler_dropout=dropout,
         max_position_embeddings=512,
         # DeBERTa-v3 attention: relative positions in log buckets, shared keys, no absolute positions.
         relative_attention=True,
@@ -73,7 +78,9 @@ def tiny_config(vocab_size: int, num_labels: int, hidden_size: int = 64, layers:
     )
 
 
-def build_tiny_deberta(texts: list[str], labels: list[str], out_dir: str | Path, seed: int = 0) -> Path:
+def build_tiny_deberta(
+    texts: list[str], labels: list[str], out_dir: str | Path, seed: int = 0, dropout: float = 0.1
+) -> Path:
     """Write a tokenizer and a randomly initialised tiny DeBERTa-v3 classifier to `out_dir`."""
     import torch
     from transformers import AutoModelForSequenceClassification, DebertaV2Tokenizer
@@ -86,7 +93,7 @@ def build_tiny_deberta(texts: list[str], labels: list[str], out_dir: str | Path,
     if not ids or all(i == tokenizer.unk_token_id for i in ids):
         raise RuntimeError(f"tokenizer from {out_dir / 'spm.model'} maps {texts[0]!r} to unknown tokens only")
     tokenizer.save_pretrained(out_dir)
-    config = tiny_config(len(tokenizer), len(labels))
+    config = tiny_config(len(tokenizer), len(labels), dropout=dropout)
     config.id2label = dict(enumerate(labels))
     config.label2id = {name: i for i, name in enumerate(labels)}
     torch.manual_seed(seed)

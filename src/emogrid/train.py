@@ -165,7 +165,7 @@ def training_arguments(cell: dict, output_dir: Path) -> TrainingArguments:
         save_steps=t["save_steps"],
         save_total_limit=t["save_total_limit"],
         seed=cell["cell"]["seed"],
-        gradient_checkpointing=t["gradient_checkpointing"] and torch.cuda.is_available(),
+        activation_checkpointing=t["gradient_checkpointing"] and torch.cuda.is_available(),
         deepspeed=t.get("deepspeed"),
         remove_unused_columns=False,
         label_names=["labels", "label_mask", "dataset_index"],
@@ -233,12 +233,10 @@ def predict_split(trainer: Trainer, frame: pd.DataFrame) -> pd.DataFrame:
     })
 
 
-def run_cell(cell: dict) -> Path:
-    out_dir = Path(cell["output_dir"])
-    checkpoints = out_dir / "checkpoints"
+def build_trainer(cell: dict, callbacks: list | None = None) -> tuple[EmotionTrainer, GradientHealthCallback]:
+    """The Trainer for one cell, ready to train: model, mixture sampler, loss and callbacks."""
     seed = cell["cell"]["seed"]
     torch.manual_seed(seed)
-
     tokenizer = load_tokenizer(cell["model"]["path"])
     model = AutoModelForSequenceClassification.from_pretrained(
         cell["model"]["path"],
@@ -248,13 +246,10 @@ def run_cell(cell: dict) -> Path:
         label2id={name: i for i, name in enumerate(cell["labels"])},
         trust_remote_code=False,
         use_safetensors=True,
-        ignore_mismatched_sizes=True,
     )
-
     train = EncodedExamples(load_frames(cell["train_files"]))
     mix_names = list(cell["mix"])
-    validation = WithDatasetIndex(EncodedExamples(load_frames(cell["validation_files"])), mix_names)
-    args = training_arguments(cell, checkpoints)
+    args = training_arguments(cell, Path(cell["output_dir"]) / "checkpoints")
     sampler = MixtureLengthSampler(
         train.lengths,
         mixture_weights(train.dataset_names, cell["mix"]),
@@ -263,18 +258,30 @@ def run_cell(cell: dict) -> Path:
         group_by_length=cell["training"]["group_by_length"],
     )
     health = GradientHealthCallback(cell["training"]["tiny_grad_norm"], cell["training"]["tiny_grad_patience"])
+    evaluate_during = args.eval_strategy != "no"
     trainer = EmotionTrainer(
         model=model,
         args=args,
         train_dataset=train,
-        eval_dataset=validation if args.eval_strategy != "no" else None,
+        eval_dataset=WithDatasetIndex(EncodedExamples(load_frames(cell["validation_files"])), mix_names)
+        if evaluate_during
+        else None,
         data_collator=CollatorWithDatasetIndex(tokenizer.pad_token_id),
         processing_class=tokenizer,
         compute_metrics=compute_validation_metrics,
-        callbacks=[health],
+        callbacks=[health, *(callbacks or [])],
         loss_fn=build_loss(cell["loss"]),
         train_sampler=sampler,
     )
+    return trainer, health
+
+
+def run_cell(cell: dict) -> Path:
+    out_dir = Path(cell["output_dir"])
+    checkpoints = out_dir / "checkpoints"
+    seed = cell["cell"]["seed"]
+    trainer, health = build_trainer(cell)
+    args = trainer.args
     last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
     if last:
         print(f"resuming from {last}", file=sys.stderr)

@@ -1,0 +1,106 @@
+"""Shared fixtures. Tests are offline: the hub is never contacted."""
+
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TRANSFORMERS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+import yaml  # noqa: E402
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def load_config(*overlays: str) -> dict:
+    """config/config.yaml merged with overlay files, then schema defaults, as Snakemake would."""
+    from snakemake.utils import update_config, validate
+
+    config = yaml.safe_load((REPO_ROOT / "config/config.yaml").read_text())
+    for overlay in overlays:
+        update_config(config, yaml.safe_load((REPO_ROOT / overlay).read_text()))
+    validate(config, str(REPO_ROOT / "schemas/config.schema.yaml"))
+    return config
+
+
+@pytest.fixture(scope="session")
+def labels() -> list[str]:
+    return load_config()["labels"]
+
+
+def keyword_rows(dataset: str, split: str, n: int, labels: list[str], covered: list[int], seed: int) -> pd.DataFrame:
+    """Rows whose text names their labels' keywords, so a tiny model can learn them."""
+    rng = np.random.default_rng(seed)
+    fillers = "the a day was very so really today felt and it".split()
+    rows = []
+    for i in range(n):
+        chosen = rng.choice(covered, size=rng.integers(1, 3), replace=False)
+        words = [f"{labels[c]}ish" for c in chosen] + list(rng.choice(fillers, size=rng.integers(2, 12)))
+        rng.shuffle(words)
+        y = np.zeros(len(labels), dtype=np.int8)
+        y[chosen] = 1
+        mask = np.zeros(len(labels), dtype=np.int8)
+        mask[covered] = 1
+        rows.append({"id": f"{dataset}-{split}-{i}", "text": " ".join(words), "dataset": dataset, "split": split,
+                     "labels": y, "label_mask": mask})
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="session")
+def tiny_corpus(tmp_path_factory, labels):
+    """Two small keyword datasets ("alpha" covers labels 0-5, "beta" 3-8), tokenized with a tiny DeBERTa-v3."""
+    from emogrid.tiny_model import build_tiny_deberta
+    from emogrid.tokenize import load_tokenizer, tokenize_split
+
+    root = tmp_path_factory.mktemp("corpus")
+    sizes = {"train": 96, "validation": 32, "test": 32}
+    covered = {"alpha": list(range(6)), "beta": list(range(3, 9))}
+    frames = {
+        (d, s): keyword_rows(d, s, n, labels, covered[d], seed=hash((d, s)) % 1000)
+        for d in covered for s, n in sizes.items()
+    }
+    model_dir = root / "model"
+    texts = [t for (d, s), f in frames.items() if s == "train" for t in f["text"]]
+    build_tiny_deberta(texts, labels, model_dir, seed=0, dropout=0.0)
+    tokenizer = load_tokenizer(model_dir)
+    files = {}
+    for (d, s), frame in frames.items():
+        unified = root / "data" / d / f"{s}.parquet"
+        unified.parent.mkdir(parents=True, exist_ok=True)
+        frame.to_parquet(unified, index=False)
+        files[(d, s)] = root / "tokens" / d / f"{s}.parquet"
+        tokenize_split(unified, tokenizer, 32, files[(d, s)])
+    return {"root": root, "model_dir": model_dir, "files": files, "labels": labels}
+
+
+@pytest.fixture
+def make_cell(tiny_corpus, tmp_path):
+    """A cell config over the tiny corpus; keyword arguments override training settings."""
+
+    def make(mix=None, loss=None, seed=1, output_dir=None, **training):
+        mix = mix or {"alpha": 0.5, "beta": 0.5}
+        files = tiny_corpus["files"]
+        base_training = load_config()["training"] | {
+            "learning_rate": 5e-3, "num_train_epochs": 1, "per_device_train_batch_size": 8,
+            "gradient_accumulation_steps": 1, "precision": "fp32", "gradient_checkpointing": False,
+            "eval_steps": 0, "save_steps": 5, "logging_steps": 1, "save_total_limit": 2, "warmup_ratio": 0.0,
+        }
+        return {
+            "name": "test/cell",
+            "cell": {"mix": "test", "loss": "bce", "seed": seed},
+            "labels": tiny_corpus["labels"],
+            "model": {"name": "tiny", "path": str(tiny_corpus["model_dir"]), "max_length": 32},
+            "loss": loss or {"type": "bce"},
+            "mix": mix,
+            "train_files": [str(files[(d, "train")]) for d in mix],
+            "validation_files": [str(files[(d, "validation")]) for d in mix],
+            "eval_files": [str(files[(d, s)]) for d in ("alpha", "beta") for s in ("validation", "test")],
+            "training": base_training | training,
+            "output_dir": str(output_dir or tmp_path / "cell"),
+        }
+
+    return make

@@ -1,0 +1,146 @@
+"""Training: the gradient-accumulation guard, the mixture sampler, batching and a whole cell."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from transformers import TrainerCallback
+
+from emogrid.batching import MixtureLengthSampler, MultiLabelCollator, mixture_weights
+from emogrid.io import read_json
+from emogrid.train import GradientHealthCallback, build_trainer, run_cell, scrub
+
+
+class GradientCapture(TrainerCallback):
+    """Keep the accumulated gradients just before the first optimizer step."""
+
+    def __init__(self):
+        self.grads = None
+
+    def on_pre_optimizer_step(self, args, state, control, **kwargs):
+        if self.grads is None:
+            model = kwargs["model"]
+            self.grads = {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+def first_step(make_cell, batch, accumulation, guarded=True):
+    """Gradients and logged loss of one optimizer step over the same 8 examples."""
+    cell = make_cell(per_device_train_batch_size=batch, gradient_accumulation_steps=accumulation,
+                     max_steps=1, group_by_length=False, max_grad_norm=1e9, save_steps=1000)
+    capture = GradientCapture()
+    trainer, _ = build_trainer(cell, callbacks=[capture])
+    if not guarded:
+        # What Trainer does without the guard for models whose forward takes **kwargs (transformers#47688).
+        trainer.model_accepts_loss_kwargs = True
+        trainer.loss_is_scaled_for_ga = None
+    trainer.train()
+    loss = next(e["loss"] for e in trainer.state.log_history if "loss" in e)
+    return capture.grads, loss
+
+
+def test_accumulation_guard_matches_unaccumulated_step(make_cell):
+    grads_1, loss_1 = first_step(make_cell, batch=8, accumulation=1)
+    grads_4, loss_4 = first_step(make_cell, batch=2, accumulation=4)
+    assert loss_4 == pytest.approx(loss_1, rel=1e-4)
+    for name, grad in grads_1.items():
+        torch.testing.assert_close(grads_4[name], grad, rtol=1e-3, atol=1e-6)
+
+
+def test_without_guard_trainer_scales_loss_by_accumulation_steps(make_cell):
+    """The bug the guard exists for is real in this transformers version: gradients come out 4x."""
+    grads_1, _ = first_step(make_cell, batch=8, accumulation=1)
+    grads_4, _ = first_step(make_cell, batch=2, accumulation=4, guarded=False)
+    name = "classifier.weight"
+    ratio = grads_4[name].norm() / grads_1[name].norm()
+    assert ratio == pytest.approx(4.0, rel=1e-3)
+
+
+def test_mixture_weights_give_each_dataset_its_share():
+    names = np.array(["a"] * 900 + ["b"] * 100)
+    weights = mixture_weights(names, {"a": 0.5, "b": 0.5})
+    sampler = MixtureLengthSampler(np.ones(1000, dtype=int), weights, batch_size=10, seed=0)
+    drawn = names[list(iter(sampler))]
+    assert abs((drawn == "b").mean() - 0.5) < 0.05
+
+
+def test_mixture_rejects_dataset_without_rows():
+    with pytest.raises(ValueError, match="no training rows"):
+        mixture_weights(np.array(["a", "a"]), {"a": 1.0, "b": 1.0})
+
+
+def test_sampler_order_depends_only_on_seed_and_epoch():
+    lengths = np.random.default_rng(0).integers(3, 60, size=500)
+    weights = np.full(500, 1 / 500)
+    a = MixtureLengthSampler(lengths, weights, batch_size=16, seed=7)
+    b = MixtureLengthSampler(lengths, weights, batch_size=16, seed=7)
+    assert list(a) == list(b)
+    b.set_epoch(1)
+    assert list(a) != list(b)
+
+
+def test_length_grouping_cuts_padding():
+    lengths = np.random.default_rng(1).integers(3, 120, size=2000)
+    weights = np.full(2000, 1 / 2000)
+
+    def padded_tokens(group):
+        order = np.array(list(MixtureLengthSampler(lengths, weights, 32, seed=3, group_by_length=group)))
+        return sum(lengths[order[i:i + 32]].max() * len(order[i:i + 32]) for i in range(0, len(order), 32))
+
+    assert padded_tokens(True) < 0.7 * padded_tokens(False)
+
+
+def test_collator_pads_to_longest_in_batch():
+    collate = MultiLabelCollator(pad_token_id=0)
+    features = [{"input_ids": np.array([1, 5, 2]), "labels": np.ones(3, np.float32), "label_mask": np.ones(3, np.float32)},
+                {"input_ids": np.array([1, 2]), "labels": np.zeros(3, np.float32), "label_mask": np.ones(3, np.float32)}]
+    batch = collate(features)
+    assert batch["input_ids"].shape == (2, 3)
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0]]
+    assert batch["input_ids"][1, 2] == 0
+
+
+def test_gradient_health_warns_when_norm_stays_tiny():
+    callback = GradientHealthCallback(threshold=1e-3, patience=3)
+
+    class State:
+        global_step = 10
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for norm in [1e-2, 1e-5, 1e-5, 1e-5]:
+            callback.on_log(None, State(), None, logs={"grad_norm": norm})
+    assert len(callback.warnings) == 1
+    assert any("gradient norm" in str(w.message) for w in caught)
+
+
+def test_scrub_removes_credentials():
+    cleaned = scrub({"env": {"HF_TOKEN": "hf_secret", "WANDB_API_KEY": "k", "SEED": 1}})
+    assert cleaned["env"] == {"HF_TOKEN": "<scrubbed>", "WANDB_API_KEY": "<scrubbed>", "SEED": 1}
+
+
+def test_run_cell_writes_predictions_log_and_run_info(make_cell, tmp_path):
+    cell = make_cell(num_train_epochs=2, eval_steps=6, save_steps=6, save_total_limit=1, output_dir=tmp_path / "c")
+    out = run_cell(cell)
+    predictions = pd.read_parquet(out / "predictions.parquet")
+    assert set(predictions["split"]) == {"validation", "test"}
+    assert set(predictions["dataset"]) == {"alpha", "beta"}
+    assert len(predictions) == 4 * 32
+    probs = np.stack(predictions["probs"])
+    assert probs.shape[1] == 28 and np.all((probs >= 0) & (probs <= 1))
+    log = read_json(out / "train_log.json")
+    losses = [e["loss"] for e in log["log_history"] if "loss" in e]
+    assert losses and all(np.isfinite(losses))
+    assert any("eval_f1_macro" in e for e in log["log_history"])
+    assert all("grad_norm" in e for e in log["log_history"] if "loss" in e)
+    info = read_json(out / "run_info.json")
+    assert info["seed"] == 1 and info["device"]["type"] in {"cpu", "cuda"}
+    assert info["versions"]["transformers"].startswith("5.")
+    assert len(list((out / "checkpoints").glob("checkpoint-*"))) <= 1
+
+    # A rerun of the same cell picks up its last checkpoint instead of starting from step 0.
+    (out / "predictions.parquet").unlink()
+    rerun = read_json(run_cell(cell) / "train_log.json")
+    assert rerun["resumed_from"] and "checkpoint-" in rerun["resumed_from"]
+    assert rerun["global_step"] == log["global_step"]
