@@ -12,7 +12,6 @@ from emogrid.config import (
     token_file,
 )
 
-
 validate(config, schema="../schemas/config.schema.yaml")
 check_config(config)
 

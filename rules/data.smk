@@ -6,10 +6,10 @@ localrules:
 rule synthetic_corpus:
     output:
         synthetic_files(),
-    params:
-        synthetic=config["data"]["synthetic"],
     log:
         f"{RESULTS}/logs/synthetic_corpus.log",
+    params:
+        synthetic=config["data"]["synthetic"],
     script:
         "../workflow_scripts/synthetic_corpus.py"
 
@@ -19,11 +19,11 @@ rule fetch_raw:
         get_source_files,
     output:
         f"{RESULTS}/raw/{{dataset}}/manifest.json",
+    log:
+        f"{RESULTS}/logs/fetch_raw/{{dataset}}.log",
     params:
         dataset_config=lambda wildcards: config["datasets"][wildcards.dataset],
         verify_md5=config["data"]["verify_md5"],
-    log:
-        f"{RESULTS}/logs/fetch_raw/{{dataset}}.log",
     script:
         "../workflow_scripts/fetch_raw.py"
 
@@ -48,11 +48,11 @@ rule tokenize:
         model=model_dir(),
     output:
         expand(f"{RESULTS}/tokens/{{{{dataset}}}}/{{split}}.parquet", split=SPLITS),
-    params:
-        max_length=config["model"]["max_length"],
     log:
         f"{RESULTS}/logs/tokenize/{{dataset}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/tokenize/{{dataset}}.tsv"
+    params:
+        max_length=config["model"]["max_length"],
     script:
         "../workflow_scripts/tokenize.py"

@@ -19,9 +19,9 @@ elif not Path(config["model"]["name"]).is_dir():
     rule fetch_model:
         output:
             directory(f"{RESULTS}/model"),
-        params:
-            name=config["model"]["name"],
         log:
             f"{RESULTS}/logs/fetch_model.log",
+        params:
+            name=config["model"]["name"],
         script:
             "../workflow_scripts/fetch_model.py"

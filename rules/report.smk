@@ -53,10 +53,10 @@ rule plots:
             category="Training",
             labels={"figure": "loss and validation F1 curves"},
         ),
-    params:
-        heatmap_dataset=lambda wildcards: evaluation_datasets(config)[0],
     log:
         f"{RESULTS}/logs/plots.log",
+    params:
+        heatmap_dataset=lambda wildcards: evaluation_datasets(config)[0],
     script:
         "../workflow_scripts/plots.py"
 
@@ -74,10 +74,10 @@ rule data_summary:
             labels={"table": "preprocessing summary"},
         ),
         label_counts=f"{RESULTS}/tables/data_summary_label_counts.csv",
-    params:
-        labels=config["labels"],
     log:
         f"{RESULTS}/logs/data_summary.log",
+    params:
+        labels=config["labels"],
     script:
         "../workflow_scripts/data_summary.py"
 

@@ -5,11 +5,11 @@ localrules:
 rule cell_config:
     output:
         f"{RESULTS}/runs/{{mix}}/{{loss}}/seed{{seed}}/cell.json",
+    log:
+        f"{RESULTS}/logs/cell_config/{{mix}}/{{loss}}/seed{{seed}}.log",
     params:
         # The resolved cell is a param: a cell reruns only when its own settings change.
         cell=get_cell,
-    log:
-        f"{RESULTS}/logs/cell_config/{{mix}}/{{loss}}/seed{{seed}}.log",
     script:
         "../workflow_scripts/write_cell_config.py"
 
@@ -23,14 +23,14 @@ rule train:
         predictions=f"{RESULTS}/runs/{{mix}}/{{loss}}/seed{{seed}}/predictions.parquet",
         train_log=f"{RESULTS}/runs/{{mix}}/{{loss}}/seed{{seed}}/train_log.json",
         run_info=f"{RESULTS}/runs/{{mix}}/{{loss}}/seed{{seed}}/run_info.json",
-    params:
-        launcher=get_launcher,
-    resources:
-        gpu=config["training"]["gpus"],
     log:
         f"{RESULTS}/logs/train/{{mix}}/{{loss}}/seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train/{{mix}}/{{loss}}/seed{{seed}}.tsv"
+    resources:
+        gpu=config["training"]["gpus"],
+    params:
+        launcher=get_launcher,
     shell:
         "{params.launcher} -m emogrid.train {input.cell} > {log} 2>&1"
 
@@ -40,10 +40,10 @@ rule evaluate:
         f"{RESULTS}/runs/{{mix}}/{{loss}}/seed{{seed}}/predictions.parquet",
     output:
         f"{RESULTS}/runs/{{mix}}/{{loss}}/seed{{seed}}/eval_report.json",
+    log:
+        f"{RESULTS}/logs/evaluate/{{mix}}/{{loss}}/seed{{seed}}.log",
     params:
         labels=config["labels"],
         grid=config["evaluation"]["threshold_grid"],
-    log:
-        f"{RESULTS}/logs/evaluate/{{mix}}/{{loss}}/seed{{seed}}.log",
     script:
         "../workflow_scripts/evaluate.py"

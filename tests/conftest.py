@@ -32,7 +32,9 @@ def labels() -> list[str]:
     return load_config()["labels"]
 
 
-def keyword_rows(dataset: str, split: str, n: int, labels: list[str], covered: list[int], seed: int) -> pd.DataFrame:
+def keyword_rows(
+    dataset: str, split: str, n: int, labels: list[str], covered: list[int], seed: int
+) -> pd.DataFrame:
     """Rows whose text names their labels' keywords, so a tiny model can learn them."""
     rng = np.random.default_rng(seed)
     fillers = "the a day was very so really today felt and it".split()
@@ -45,14 +47,22 @@ def keyword_rows(dataset: str, split: str, n: int, labels: list[str], covered: l
         y[chosen] = 1
         mask = np.zeros(len(labels), dtype=np.int8)
         mask[covered] = 1
-        rows.append({"id": f"{dataset}-{split}-{i}", "text": " ".join(words), "dataset": dataset, "split": split,
-                     "labels": y, "label_mask": mask})
+        rows.append(
+            {
+                "id": f"{dataset}-{split}-{i}",
+                "text": " ".join(words),
+                "dataset": dataset,
+                "split": split,
+                "labels": y,
+                "label_mask": mask,
+            }
+        )
     return pd.DataFrame(rows)
 
 
 @pytest.fixture(scope="session")
 def tiny_corpus(tmp_path_factory, labels):
-    """Two small keyword datasets ("alpha" covers labels 0-5, "beta" 3-8), tokenized with a tiny DeBERTa-v3."""
+    """Two small keyword datasets ("alpha": labels 0-5, "beta": 3-8), tokenized with a tiny DeBERTa-v3."""
     from emogrid.tiny_model import build_tiny_deberta
     from emogrid.tokenize import load_tokenizer, tokenize_split
 
@@ -61,7 +71,8 @@ def tiny_corpus(tmp_path_factory, labels):
     covered = {"alpha": list(range(6)), "beta": list(range(3, 9))}
     frames = {
         (d, s): keyword_rows(d, s, n, labels, covered[d], seed=hash((d, s)) % 1000)
-        for d in covered for s, n in sizes.items()
+        for d in covered
+        for s, n in sizes.items()
     }
     model_dir = root / "model"
     texts = [t for (d, s), f in frames.items() if s == "train" for t in f["text"]]
@@ -85,15 +96,28 @@ def make_cell(tiny_corpus, tmp_path):
         mix = mix or {"alpha": 0.5, "beta": 0.5}
         files = tiny_corpus["files"]
         base_training = load_config()["training"] | {
-            "learning_rate": 5e-3, "num_train_epochs": 1, "per_device_train_batch_size": 8,
-            "gradient_accumulation_steps": 1, "precision": "fp32", "gradient_checkpointing": False,
-            "eval_steps": 0, "save_steps": 5, "logging_steps": 1, "save_total_limit": 2, "warmup_ratio": 0.0,
+            "learning_rate": 5e-3,
+            "num_train_epochs": 1,
+            "per_device_train_batch_size": 8,
+            "gradient_accumulation_steps": 1,
+            "precision": "fp32",
+            "gradient_checkpointing": False,
+            "eval_steps": 0,
+            "save_steps": 5,
+            "logging_steps": 1,
+            "save_total_limit": 2,
+            "warmup_ratio": 0.0,
         }
         return {
             "name": "test/cell",
             "cell": {"mix": "test", "loss": "bce", "seed": seed},
             "labels": tiny_corpus["labels"],
-            "model": {"name": "tiny", "path": str(tiny_corpus["model_dir"]), "max_length": 32},
+            "model": {
+                "name": "tiny",
+                "path": str(tiny_corpus["model_dir"]),
+                "max_length": 32,
+                "pooling": "mean",
+            },
             "loss": loss or {"type": "bce"},
             "mix": mix,
             "train_files": [str(files[(d, "train")]) for d in mix],

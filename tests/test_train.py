@@ -22,13 +22,21 @@ class GradientCapture(TrainerCallback):
     def on_pre_optimizer_step(self, args, state, control, **kwargs):
         if self.grads is None:
             model = kwargs["model"]
-            self.grads = {n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None}
+            self.grads = {
+                n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None
+            }
 
 
 def first_step(make_cell, batch, accumulation, guarded=True):
     """Gradients and logged loss of one optimizer step over the same 8 examples."""
-    cell = make_cell(per_device_train_batch_size=batch, gradient_accumulation_steps=accumulation,
-                     max_steps=1, group_by_length=False, max_grad_norm=1e9, save_steps=1000)
+    cell = make_cell(
+        per_device_train_batch_size=batch,
+        gradient_accumulation_steps=accumulation,
+        max_steps=1,
+        group_by_length=False,
+        max_grad_norm=1e9,
+        save_steps=1000,
+    )
     capture = GradientCapture()
     trainer, _ = build_trainer(cell, callbacks=[capture])
     if not guarded:
@@ -86,15 +94,27 @@ def test_length_grouping_cuts_padding():
 
     def padded_tokens(group):
         order = np.array(list(MixtureLengthSampler(lengths, weights, 32, seed=3, group_by_length=group)))
-        return sum(lengths[order[i:i + 32]].max() * len(order[i:i + 32]) for i in range(0, len(order), 32))
+        return sum(
+            lengths[order[i : i + 32]].max() * len(order[i : i + 32]) for i in range(0, len(order), 32)
+        )
 
     assert padded_tokens(True) < 0.7 * padded_tokens(False)
 
 
 def test_collator_pads_to_longest_in_batch():
     collate = MultiLabelCollator(pad_token_id=0)
-    features = [{"input_ids": np.array([1, 5, 2]), "labels": np.ones(3, np.float32), "label_mask": np.ones(3, np.float32)},
-                {"input_ids": np.array([1, 2]), "labels": np.zeros(3, np.float32), "label_mask": np.ones(3, np.float32)}]
+    features = [
+        {
+            "input_ids": np.array([1, 5, 2]),
+            "labels": np.ones(3, np.float32),
+            "label_mask": np.ones(3, np.float32),
+        },
+        {
+            "input_ids": np.array([1, 2]),
+            "labels": np.zeros(3, np.float32),
+            "label_mask": np.ones(3, np.float32),
+        },
+    ]
     batch = collate(features)
     assert batch["input_ids"].shape == (2, 3)
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0]]
@@ -121,7 +141,9 @@ def test_scrub_removes_credentials():
 
 
 def test_run_cell_writes_predictions_log_and_run_info(make_cell, tmp_path):
-    cell = make_cell(num_train_epochs=2, eval_steps=6, save_steps=6, save_total_limit=1, output_dir=tmp_path / "c")
+    cell = make_cell(
+        num_train_epochs=2, eval_steps=6, save_steps=6, save_total_limit=1, output_dir=tmp_path / "c"
+    )
     out = run_cell(cell)
     predictions = pd.read_parquet(out / "predictions.parquet")
     assert set(predictions["split"]) == {"validation", "test"}

@@ -17,7 +17,9 @@ class EncodedExamples(Dataset):
         self.input_ids = list(frame["input_ids"])
         self.labels = np.stack(frame["labels"].to_numpy()).astype(np.float32)
         self.label_mask = np.stack(frame["label_mask"].to_numpy()).astype(np.float32)
-        self.lengths = np.fromiter((len(x) for x in self.input_ids), dtype=np.int64, count=len(self.input_ids))
+        self.lengths = np.fromiter(
+            (len(x) for x in self.input_ids), dtype=np.int64, count=len(self.input_ids)
+        )
         self.dataset_names = frame["dataset"].to_numpy()
         self.ids = frame["id"].to_numpy()
 

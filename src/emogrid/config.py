@@ -16,13 +16,21 @@ def check_config(config: dict) -> None:
     for name, ds in datasets.items():
         splits = set(ds["splits"])
         if splits not in ({"all"}, set(SPLITS)):
-            raise ConfigError(f"datasets.{name}.splits", f"needs train, validation and test (or all), got {sorted(splits)}")
+            raise ConfigError(
+                f"datasets.{name}.splits", f"needs train, validation and test (or all), got {sorted(splits)}"
+            )
         if "all" in splits and "split" not in ds:
-            raise ConfigError(f"datasets.{name}.split", "an unsplit dataset (splits: {all: ...}) needs a split: block")
+            raise ConfigError(
+                f"datasets.{name}.split", "an unsplit dataset (splits: {all: ...}) needs a split: block"
+            )
         for split, filename in ds["splits"].items():
             if filename not in ds["files"]:
-                raise ConfigError(f"datasets.{name}.splits.{split}", f"{filename!r} is not listed under files")
-        targets = [] if ds["label_map"] == "identity" else [t for t in ds["label_map"].values() if t is not None]
+                raise ConfigError(
+                    f"datasets.{name}.splits.{split}", f"{filename!r} is not listed under files"
+                )
+        targets = (
+            [] if ds["label_map"] == "identity" else [t for t in ds["label_map"].values() if t is not None]
+        )
         for target in targets + ([ds["empty_label"]] if ds.get("empty_label") else []):
             if target not in labels:
                 raise ConfigError(f"datasets.{name}.label_map", f"{target!r} is not one of the labels")
@@ -33,14 +41,18 @@ def check_config(config: dict) -> None:
         if ds.get("source_dir") is None and not ds.get("base_url"):
             missing_url = [f for f, spec in ds["files"].items() if "url" not in spec]
             if missing_url:
-                raise ConfigError(f"datasets.{name}", f"no source_dir and no base_url to download {missing_url} from")
+                raise ConfigError(
+                    f"datasets.{name}", f"no source_dir and no base_url to download {missing_url} from"
+                )
     for mix, weights in config["mixes"].items():
         for name in weights:
             if name not in datasets:
                 raise ConfigError(f"mixes.{mix}.{name}", f"unknown dataset; configured: {sorted(datasets)}")
     for name in config["evaluation"].get("datasets", []):
         if name not in datasets:
-            raise ConfigError("evaluation.datasets", f"unknown dataset {name!r}; configured: {sorted(datasets)}")
+            raise ConfigError(
+                "evaluation.datasets", f"unknown dataset {name!r}; configured: {sorted(datasets)}"
+            )
     grid = config["evaluation"]["threshold_grid"]
     if grid["start"] > grid["stop"]:
         raise ConfigError("evaluation.threshold_grid", "start must not exceed stop")
@@ -76,7 +88,11 @@ def cell_config(config: dict, mix: str, loss: str, seed: int, results: str, mode
         "name": f"{mix}/{loss}/seed{seed}",
         "cell": {"mix": mix, "loss": loss, "seed": int(seed)},
         "labels": list(config["labels"]),
-        "model": {"name": config["model"]["name"], "path": model_path, "max_length": config["model"]["max_length"]},
+        "model": {
+            "name": config["model"]["name"],
+            "path": model_path,
+            "max_length": config["model"]["max_length"],
+        },
         "loss": dict(config["losses"][loss]),
         "mix": dict(config["mixes"][mix]),
         "train_files": [token_file(results, d, "train") for d in config["mixes"][mix]],

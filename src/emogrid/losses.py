@@ -7,7 +7,7 @@ neither to the numerator nor to the denominator, so its gradient is exactly zero
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

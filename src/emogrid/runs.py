@@ -16,30 +16,36 @@ def _last(log_history: Sequence[Mapping[str, Any]], key: str):
     return values[-1] if values else None
 
 
-def runs_table(run_infos: Sequence[Mapping[str, Any]], train_logs: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+def runs_table(
+    run_infos: Sequence[Mapping[str, Any]], train_logs: Sequence[Mapping[str, Any]]
+) -> pd.DataFrame:
     rows = []
     for info, log in zip(run_infos, train_logs, strict=True):
         history = log["log_history"]
         versions = info["versions"]
-        rows.append({
-            "cell": info["config"]["name"],
-            "device": ", ".join(info["device"]["names"]),
-            "precision": next((k for k, on in info["precision"].items() if on), "fp32"),
-            "world_size": info.get("world_size", 1),
-            "steps": log.get("global_step"),
-            "final train loss": _last(history, "loss"),
-            "last validation macro-F1": _last(history, "eval_f1_macro"),
-            "resumed from": log.get("resumed_from") or "",
-            "warnings": "; ".join(log.get("warnings", [])),
-            "torch": versions.get("torch"),
-            "transformers": versions.get("transformers"),
-            "git commit": str(info.get("git_commit", ""))[:12],
-        })
+        rows.append(
+            {
+                "cell": info["config"]["name"],
+                "device": ", ".join(info["device"]["names"]),
+                "precision": next((k for k, on in info["precision"].items() if on), "fp32"),
+                "world_size": info.get("world_size", 1),
+                "steps": log.get("global_step"),
+                "final train loss": _last(history, "loss"),
+                "last validation macro-F1": _last(history, "eval_f1_macro"),
+                "resumed from": log.get("resumed_from") or "",
+                "warnings": "; ".join(log.get("warnings", [])),
+                "torch": versions.get("torch"),
+                "transformers": versions.get("transformers"),
+                "git commit": str(info.get("git_commit", ""))[:12],
+            }
+        )
     return pd.DataFrame(rows)
 
 
 def write_runs_overview(run_info_paths: Sequence[str], train_log_paths: Sequence[str], out_path: str) -> None:
     table = runs_table([io.read_json(p) for p in run_info_paths], [io.read_json(p) for p in train_log_paths])
-    note = ("Each training cell: device, precision, steps, final loss, warnings (for example a gradient norm "
-            "that stayed tiny) and the package versions it ran with.")
+    note = (
+        "Each training cell: device, precision, steps, final loss, warnings (for example a gradient norm "
+        "that stayed tiny) and the package versions it ran with."
+    )
     io.write_text(out_path, to_html_document("Runs", [("Runs", note, table)]))

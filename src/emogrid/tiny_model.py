@@ -49,7 +49,12 @@ def train_sentencepiece(texts: list[str], out_dir: Path, vocab_size: int = 1000,
 
 
 def tiny_config(
-    vocab_size: int, num_labels: int, hidden_size: int = 64, layers: int = 2, heads: int = 4, dropout: float = 0.1
+    vocab_size: int,
+    num_labels: int,
+    hidden_size: int = 64,
+    layers: int = 2,
+    heads: int = 4,
+    dropout: float = 0.1,
 ):
     from transformers import DebertaV2Config
 
@@ -109,7 +114,9 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("out_dir")
     parser.add_argument("--config", required=True, help="workflow config (for the label names)")
-    parser.add_argument("--texts", nargs="+", required=True, help="unified parquet files to train the tokenizer on")
+    parser.add_argument(
+        "--texts", nargs="+", required=True, help="unified parquet files to train the tokenizer on"
+    )
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     labels = yaml.safe_load(Path(args.config).read_text())["labels"]

@@ -24,7 +24,6 @@ import pandas as pd
 import torch
 from sklearn.metrics import f1_score
 from transformers import (
-    AutoModelForSequenceClassification,
     Trainer,
     TrainerCallback,
     TrainingArguments,
@@ -34,6 +33,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from emogrid.batching import EncodedExamples, MixtureLengthSampler, MultiLabelCollator, mixture_weights
 from emogrid.io import read_json, write_json, write_parquet
 from emogrid.losses import build_loss
+from emogrid.modeling import load_classifier
 from emogrid.tokenize import load_tokenizer
 
 SECRET_MARKERS = ("TOKEN", "KEY", "SECRET", "PASSWORD")
@@ -65,7 +65,11 @@ class EmotionTrainer(Trainer):
         return (loss, outputs) if return_outputs else loss
 
     def _get_train_sampler(self, train_dataset=None):
-        return self.train_sampler if self.train_sampler is not None else super()._get_train_sampler(train_dataset)
+        return (
+            self.train_sampler
+            if self.train_sampler is not None
+            else super()._get_train_sampler(train_dataset)
+        )
 
 
 class GradientHealthCallback(TrainerCallback):
@@ -168,6 +172,8 @@ def training_arguments(cell: dict, output_dir: Path) -> TrainingArguments:
         activation_checkpointing=t["gradient_checkpointing"] and torch.cuda.is_available(),
         deepspeed=t.get("deepspeed"),
         remove_unused_columns=False,
+        # Every parameter takes part in every step; DDP need not search for unused ones.
+        ddp_find_unused_parameters=False,
         label_names=["labels", "label_mask", "dataset_index"],
         report_to="none",
         disable_tqdm=True,
@@ -181,7 +187,9 @@ def git_commit() -> str:
     if os.environ.get("EMOGRID_GIT_COMMIT"):
         return os.environ["EMOGRID_GIT_COMMIT"]
     try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True)
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+        )
         return out.stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -190,8 +198,19 @@ def git_commit() -> str:
 def package_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 
-    names = ["emogrid", "torch", "transformers", "accelerate", "datasets", "deepspeed", "scikit-learn", "numpy",
-             "pandas", "sentencepiece", "snakemake"]
+    names = [
+        "emogrid",
+        "torch",
+        "transformers",
+        "accelerate",
+        "datasets",
+        "deepspeed",
+        "scikit-learn",
+        "numpy",
+        "pandas",
+        "sentencepiece",
+        "snakemake",
+    ]
     found = {}
     for name in names:
         try:
@@ -204,15 +223,21 @@ def package_versions() -> dict[str, str]:
 
 def device_description() -> dict:
     if torch.cuda.is_available():
-        return {"type": "cuda", "count": torch.cuda.device_count(),
-                "names": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())]}
+        return {
+            "type": "cuda",
+            "count": torch.cuda.device_count(),
+            "names": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
+        }
     return {"type": "cpu", "count": 0, "names": [platform.processor() or platform.machine()]}
 
 
 def scrub(value):
     """Drop anything that looks like a credential before it reaches a file."""
     if isinstance(value, dict):
-        return {k: ("<scrubbed>" if any(m in k.upper() for m in SECRET_MARKERS) else scrub(v)) for k, v in value.items()}
+        return {
+            k: ("<scrubbed>" if any(m in k.upper() for m in SECRET_MARKERS) else scrub(v))
+            for k, v in value.items()
+        }
     if isinstance(value, list):
         return [scrub(v) for v in value]
     return value
@@ -227,10 +252,16 @@ def predict_split(trainer: Trainer, frame: pd.DataFrame) -> pd.DataFrame:
     output = trainer.predict(WithDatasetIndex(EncodedExamples(ordered), sorted(set(ordered["dataset"]))))
     logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
     probs = torch.sigmoid(torch.from_numpy(np.asarray(logits, dtype=np.float32))).numpy()
-    return pd.DataFrame({
-        "dataset": ordered["dataset"], "split": ordered["split"], "id": ordered["id"],
-        "probs": list(probs), "labels": ordered["labels"], "label_mask": ordered["label_mask"],
-    })
+    return pd.DataFrame(
+        {
+            "dataset": ordered["dataset"],
+            "split": ordered["split"],
+            "id": ordered["id"],
+            "probs": list(probs),
+            "labels": ordered["labels"],
+            "label_mask": ordered["label_mask"],
+        }
+    )
 
 
 def build_trainer(cell: dict, callbacks: list | None = None) -> tuple[EmotionTrainer, GradientHealthCallback]:
@@ -238,15 +269,7 @@ def build_trainer(cell: dict, callbacks: list | None = None) -> tuple[EmotionTra
     seed = cell["cell"]["seed"]
     torch.manual_seed(seed)
     tokenizer = load_tokenizer(cell["model"]["path"])
-    model = AutoModelForSequenceClassification.from_pretrained(
-        cell["model"]["path"],
-        num_labels=len(cell["labels"]),
-        problem_type="multi_label_classification",
-        id2label=dict(enumerate(cell["labels"])),
-        label2id={name: i for i, name in enumerate(cell["labels"])},
-        trust_remote_code=False,
-        use_safetensors=True,
-    )
+    model = load_classifier(cell["model"]["path"], len(cell["labels"]), cell["model"]["pooling"])
     train = EncodedExamples(load_frames(cell["train_files"]))
     mix_names = list(cell["mix"])
     args = training_arguments(cell, Path(cell["output_dir"]) / "checkpoints")
@@ -257,7 +280,9 @@ def build_trainer(cell: dict, callbacks: list | None = None) -> tuple[EmotionTra
         seed=seed,
         group_by_length=cell["training"]["group_by_length"],
     )
-    health = GradientHealthCallback(cell["training"]["tiny_grad_norm"], cell["training"]["tiny_grad_patience"])
+    health = GradientHealthCallback(
+        cell["training"]["tiny_grad_norm"], cell["training"]["tiny_grad_patience"]
+    )
     evaluate_during = args.eval_strategy != "no"
     trainer = EmotionTrainer(
         model=model,
@@ -292,24 +317,37 @@ def run_cell(cell: dict) -> Path:
     if trainer.is_world_process_zero():
         eval_frames = load_frames(cell["eval_files"])
         predictions = pd.concat(
-            [predict_split(trainer, part) for _, part in eval_frames.groupby(["dataset", "split"], sort=True)],
+            [
+                predict_split(trainer, part)
+                for _, part in eval_frames.groupby(["dataset", "split"], sort=True)
+            ],
             ignore_index=True,
         )
         write_parquet(out_dir / "predictions.parquet", predictions)
-        write_json(out_dir / "train_log.json", {"log_history": trainer.state.log_history,
-                                                 "warnings": health.warnings,
-                                                 "resumed_from": last,
-                                                 "global_step": trainer.state.global_step})
-        write_json(out_dir / "run_info.json", scrub({
-            "cell": cell["cell"],
-            "seed": seed,
-            "git_commit": git_commit(),
-            "versions": package_versions(),
-            "device": device_description(),
-            "world_size": args.world_size,
-            "precision": resolve_precision(cell["training"]["precision"]),
-            "config": cell,
-        }))
+        write_json(
+            out_dir / "train_log.json",
+            {
+                "log_history": trainer.state.log_history,
+                "warnings": health.warnings,
+                "resumed_from": last,
+                "global_step": trainer.state.global_step,
+            },
+        )
+        write_json(
+            out_dir / "run_info.json",
+            scrub(
+                {
+                    "cell": cell["cell"],
+                    "seed": seed,
+                    "git_commit": git_commit(),
+                    "versions": package_versions(),
+                    "device": device_description(),
+                    "world_size": args.world_size,
+                    "precision": resolve_precision(cell["training"]["precision"]),
+                    "config": cell,
+                }
+            ),
+        )
     return out_dir
 
 

@@ -1,0 +1,266 @@
+"""Evaluate one cell's predictions: tune per-class thresholds on validation, report on test.
+
+The contract for the output is `eval_report.json` in docs/ARCHITECTURE.md. Two rules shape this module:
+
+* Thresholds are tuned on a dataset's validation rows only. `evaluate_predictions` splits the rows
+  first and hands nothing but validation arrays to the tuner, so test rows cannot leak into tuning.
+* Metrics are computed over the labels a dataset covers (its `label_mask`). An uncovered label has no
+  ground truth in that dataset (its 0s mean "not annotated", not "absent"), so it is left out of both
+  macro- and micro-F1.
+
+A label is predicted when its probability is >= its threshold (here and in tuning alike).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import f1_score
+
+from emogrid import io
+
+DEFAULT_THRESHOLD = 0.5
+SPLIT_FOR_TUNING = "validation"
+SPLIT_FOR_REPORTING = "test"
+# Decimals kept on grid values, so 0.05 * 7 is reported as 0.35 and not 0.35000000000000003.
+_GRID_DECIMALS = 10
+
+
+def threshold_grid(grid: Mapping[str, float] | Sequence[float] | np.ndarray) -> np.ndarray:
+    """Candidate thresholds as a sorted float array.
+
+    `grid` is either the config's `{start, stop, step}` (stop included) or explicit values.
+    """
+    if isinstance(grid, Mapping):
+        start, stop, step = float(grid["start"]), float(grid["stop"]), float(grid["step"])
+        if step <= 0 or stop < start:
+            raise ValueError(f"threshold grid {dict(grid)}: need step > 0 and stop >= start")
+        # Count the steps rather than using np.arange, whose float end point may drop `stop`.
+        count = int(np.floor((stop - start) / step + 1e-9)) + 1
+        values = start + step * np.arange(count)
+    else:
+        values = np.asarray(grid, dtype=float)
+    values = np.unique(np.round(values, _GRID_DECIMALS))
+    if values.size == 0 or not np.all(np.isfinite(values)) or values.min() < 0 or values.max() > 1:
+        raise ValueError(f"threshold grid must be non-empty values in [0, 1], got {values.tolist()}")
+    return values
+
+
+def _best_threshold(f1_per_threshold: np.ndarray, grid: np.ndarray) -> float:
+    """The grid value with the highest F1; ties go to the value closest to 0.5, then the lowest.
+
+    Closest to 0.5 because, among equally good thresholds, that is the least extreme choice and the
+    one least likely to be an artefact of a small validation set.
+    """
+    is_best = np.isclose(f1_per_threshold, f1_per_threshold.max(), rtol=0.0, atol=1e-12)
+    candidates = grid[is_best]
+    # Rounded distances, so 0.45 and 0.55 count as equally far from 0.5 despite float error.
+    distance = np.round(np.abs(candidates - DEFAULT_THRESHOLD), _GRID_DECIMALS)
+    order = np.lexsort((candidates, distance))
+    return float(candidates[order[0]])
+
+
+def _f1_per_threshold(y_true_column: np.ndarray, probs_column: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """F1 of one class at every grid value, in one scikit-learn call.
+
+    Each grid value becomes a column of a multilabel problem, so `average=None` returns one F1 per
+    threshold.
+    """
+    predicted = probs_column[:, None] >= grid[None, :]
+    truth = np.broadcast_to(y_true_column[:, None], predicted.shape)
+    return f1_score(truth, predicted, average=None, zero_division=0)
+
+
+def tune_thresholds(y_true: np.ndarray, probs: np.ndarray, grid) -> np.ndarray:
+    """Per-class thresholds maximising each class's F1 on the data given (the validation split).
+
+    `y_true` and `probs` are (n_examples, n_classes); `grid` is as for `threshold_grid`. Ties are
+    broken towards 0.5, then towards the lower value (see `_best_threshold`). A class with no
+    positive example gets 0.5: its F1 is 0 at every threshold, so there is nothing to tune.
+    """
+    y_true = np.asarray(y_true).astype(bool)
+    probs = np.asarray(probs, dtype=float)
+    if y_true.shape != probs.shape or y_true.ndim != 2:
+        raise ValueError(f"y_true {y_true.shape} and probs {probs.shape} must be equal 2-d shapes")
+    grid = threshold_grid(grid)
+    thresholds = np.full(y_true.shape[1], DEFAULT_THRESHOLD)
+    for column in range(y_true.shape[1]):
+        if not y_true[:, column].any():
+            continue
+        f1_values = _f1_per_threshold(y_true[:, column], probs[:, column], grid)
+        thresholds[column] = _best_threshold(f1_values, grid)
+    return thresholds
+
+
+def score(
+    y_true: np.ndarray, y_pred: np.ndarray, covered_idx: Sequence[int], label_names: Sequence[str]
+) -> dict:
+    """Macro-F1, micro-F1 and per-class F1 over the covered label columns only.
+
+    `y_true`/`y_pred` have one column per name in `label_names`; `covered_idx` selects the columns
+    the dataset annotates. Returns {"f1_macro", "f1_micro", "per_class": {label: f1}}.
+    """
+    covered_idx = np.asarray(covered_idx, dtype=int)
+    if covered_idx.size == 0:
+        raise ValueError("no covered labels: nothing to score")
+    truth = np.asarray(y_true)[:, covered_idx].astype(bool)
+    predicted = np.asarray(y_pred)[:, covered_idx].astype(bool)
+    per_class = f1_score(truth, predicted, average=None, zero_division=0)
+    return {
+        "f1_macro": float(f1_score(truth, predicted, average="macro", zero_division=0)),
+        "f1_micro": float(f1_score(truth, predicted, average="micro", zero_division=0)),
+        "per_class": {label_names[i]: float(f1) for i, f1 in zip(covered_idx, per_class, strict=True)},
+    }
+
+
+@dataclass(frozen=True)
+class SplitArrays:
+    """One dataset split as arrays: (n, n_labels) labels, probabilities and the shared label mask."""
+
+    labels: np.ndarray
+    probs: np.ndarray
+    mask: np.ndarray
+
+    @property
+    def n(self) -> int:
+        return int(self.labels.shape[0])
+
+
+def _stack_lists(column: pd.Series, n_labels: int, what: str) -> np.ndarray:
+    """A column of equal-length lists as a 2-d array, checking the width."""
+    array = np.array([np.asarray(value) for value in column], dtype=float)
+    if array.ndim != 2 or array.shape[1] != n_labels:
+        raise ValueError(f"{what}: expected lists of {n_labels} values, got shape {array.shape}")
+    return array
+
+
+def _split_arrays(rows: pd.DataFrame, n_labels: int, where: str) -> SplitArrays:
+    probs = _stack_lists(rows["probs"], n_labels, f"{where} probs")
+    if not np.all(np.isfinite(probs)):
+        raise ValueError(f"{where}: probs contain NaN or infinite values")
+    return SplitArrays(
+        labels=_stack_lists(rows["labels"], n_labels, f"{where} labels").astype(np.int8),
+        probs=probs,
+        mask=_stack_lists(rows["label_mask"], n_labels, f"{where} label_mask").astype(np.int8),
+    )
+
+
+def _shared_mask(dataset: str, splits: Mapping[str, SplitArrays]) -> np.ndarray:
+    """The one label mask all rows of a dataset share; differing masks are an error."""
+    masks = np.concatenate([arrays.mask for arrays in splits.values()])
+    if not (masks == masks[0]).all():
+        raise ValueError(f"dataset {dataset!r}: rows have different label_mask values; expected one mask")
+    return masks[0].astype(bool)
+
+
+def _split_metrics(
+    arrays: SplitArrays, thresholds: np.ndarray, covered_idx: np.ndarray, labels, *, with_per_class: bool
+) -> dict:
+    """n, macro/micro F1 at 0.5 and at the tuned thresholds, optionally per-class F1 for both."""
+    at_default = score(arrays.labels, arrays.probs >= DEFAULT_THRESHOLD, covered_idx, labels)
+    at_tuned = score(arrays.labels, arrays.probs >= thresholds[None, :], covered_idx, labels)
+    metrics: dict[str, Any] = {
+        "n": arrays.n,
+        "f1_macro@0.5": at_default["f1_macro"],
+        "f1_macro@tuned": at_tuned["f1_macro"],
+        "f1_micro@0.5": at_default["f1_micro"],
+        "f1_micro@tuned": at_tuned["f1_micro"],
+    }
+    if with_per_class:
+        metrics["per_class@0.5"] = at_default["per_class"]
+        metrics["per_class@tuned"] = at_tuned["per_class"]
+    return metrics
+
+
+def _tune_on_validation(validation: SplitArrays, covered_idx: np.ndarray, grid) -> np.ndarray:
+    """Thresholds for every label column: tuned on validation for covered ones, 0.5 elsewhere.
+
+    Takes validation arrays only, so no caller can tune on test rows through this path.
+    """
+    thresholds = np.full(validation.labels.shape[1], DEFAULT_THRESHOLD)
+    thresholds[covered_idx] = tune_thresholds(
+        validation.labels[:, covered_idx], validation.probs[:, covered_idx], grid
+    )
+    return thresholds
+
+
+def _evaluate_dataset(dataset: str, rows: pd.DataFrame, labels: Sequence[str], grid) -> dict:
+    present_splits = set(rows["split"].unique())
+    unexpected = present_splits - {SPLIT_FOR_TUNING, SPLIT_FOR_REPORTING}
+    if unexpected:
+        raise ValueError(f"dataset {dataset!r}: unexpected splits {sorted(unexpected)} in predictions")
+    missing = {SPLIT_FOR_TUNING, SPLIT_FOR_REPORTING} - present_splits
+    if missing:
+        raise ValueError(f"dataset {dataset!r}: no {sorted(missing)} rows in predictions")
+
+    splits = {
+        split: _split_arrays(rows[rows["split"] == split], len(labels), f"{dataset}/{split}")
+        for split in (SPLIT_FOR_TUNING, SPLIT_FOR_REPORTING)
+    }
+    covered = _shared_mask(dataset, splits)
+    covered_idx = np.flatnonzero(covered)
+    if covered_idx.size == 0:
+        raise ValueError(f"dataset {dataset!r}: label_mask covers no label")
+
+    thresholds = _tune_on_validation(splits[SPLIT_FOR_TUNING], covered_idx, grid)
+    return {
+        "covered_labels": [labels[i] for i in covered_idx],
+        # Uncovered labels are not listed: they are never scored, so a threshold would mean nothing.
+        "thresholds": {labels[i]: float(thresholds[i]) for i in covered_idx},
+        SPLIT_FOR_TUNING: _split_metrics(
+            splits[SPLIT_FOR_TUNING], thresholds, covered_idx, labels, with_per_class=False
+        ),
+        SPLIT_FOR_REPORTING: _split_metrics(
+            splits[SPLIT_FOR_REPORTING], thresholds, covered_idx, labels, with_per_class=True
+        ),
+    }
+
+
+def _check_unique_ids(pred_df: pd.DataFrame) -> None:
+    """Ids are unique within a dataset (ARCHITECTURE.md); one id in both validation and test would
+    also mean the splits overlap, so this is checked across splits."""
+    duplicated = pred_df.duplicated(subset=["dataset", "id"])
+    if duplicated.any():
+        first = pred_df.loc[duplicated, ["dataset", "split", "id"]].iloc[0].tolist()
+        count = int(duplicated.sum())
+        raise ValueError(f"predictions: {count} rows repeat a (dataset, id) pair, e.g. {first}")
+
+
+def evaluate_predictions(pred_df: pd.DataFrame, labels: Sequence[str], grid, cell: Mapping[str, Any]) -> dict:
+    """The eval_report.json content for one cell's predictions (see docs/ARCHITECTURE.md).
+
+    `pred_df` has the predictions.parquet columns; `labels` are the 28 label names in column order;
+    `grid` is `evaluation.threshold_grid`; `cell` is {"mix", "loss", "seed"}. Datasets appear in the
+    order of their first row.
+    """
+    required = {"dataset", "split", "id", "probs", "labels", "label_mask"}
+    missing_columns = required - set(pred_df.columns)
+    if missing_columns:
+        raise ValueError(f"predictions: missing columns {sorted(missing_columns)}")
+    if pred_df.empty:
+        raise ValueError("predictions: no rows")
+    _check_unique_ids(pred_df)
+    labels = list(labels)
+    datasets = {
+        str(dataset): _evaluate_dataset(str(dataset), pred_df[pred_df["dataset"] == dataset], labels, grid)
+        for dataset in pd.unique(pred_df["dataset"])
+    }
+    return {
+        "cell": {"mix": str(cell["mix"]), "loss": str(cell["loss"]), "seed": int(cell["seed"])},
+        "threshold_source": SPLIT_FOR_TUNING,
+        "datasets": datasets,
+    }
+
+
+def evaluate_file(
+    pred_path: str | Path, out_path: str | Path, labels: Sequence[str], grid, cell: Mapping[str, Any]
+) -> dict:
+    """Read predictions.parquet, write eval_report.json atomically, and return the report."""
+    report = evaluate_predictions(pd.read_parquet(pred_path), labels, grid, cell)
+    io.write_json(out_path, report)
+    return report

@@ -1,0 +1,63 @@
+"""The classifier: a pretrained encoder, a pooling choice and one linear layer per label.
+
+Pooling matters: an encoder trained as a mean-pooled sentence encoder (MiniLM) or a randomly
+initialised one (the demo's tiny DeBERTa-v3) learns far faster from the mean of its token states
+than from the [CLS] state, while DeBERTa-v3 fine-tunes well either way. `cls` takes the first
+token's final hidden state; `mean` averages the non-padding tokens.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers.modeling_outputs import SequenceClassifierOutput
+
+POOLINGS = ("cls", "mean")
+
+
+class EmotionClassifier(nn.Module):
+    # Trainer inspects this when it loads a checkpoint of a model that is not a PreTrainedModel.
+    _keys_to_ignore_on_save = None
+
+    def __init__(self, encoder: nn.Module, num_labels: int, pooling: str = "cls", dropout: float = 0.1):
+        super().__init__()
+        if pooling not in POOLINGS:
+            raise ValueError(f"pooling must be one of {POOLINGS}, got {pooling!r}")
+        self.encoder = encoder
+        # Trainer and DeepSpeed's "auto" values read the hidden size from model.config.
+        self.config = encoder.config
+        self.pooling = pooling
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(encoder.config.hidden_size, num_labels)
+        nn.init.normal_(self.classifier.weight, std=getattr(encoder.config, "initializer_range", 0.02))
+        nn.init.zeros_(self.classifier.bias)
+
+    def pool(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        if self.pooling == "cls":
+            return hidden[:, 0]
+        if attention_mask is None:
+            return hidden.mean(dim=1)
+        weights = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1.0)
+
+    def forward(self, input_ids=None, attention_mask=None, **unused) -> SequenceClassifierOutput:
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        return SequenceClassifierOutput(
+            logits=self.classifier(self.dropout(self.pool(hidden, attention_mask)))
+        )
+
+    def activation_checkpointing_enable(self, activation_checkpointing_kwargs=None, **options):
+        # Non-reentrant checkpointing works with DDP and with frozen inputs.
+        kwargs = activation_checkpointing_kwargs or {"use_reentrant": False}
+        if hasattr(self.encoder, "activation_checkpointing_enable"):
+            self.encoder.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs, **options)
+        else:
+            self.encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+
+
+def load_classifier(path: str, num_labels: int, pooling: str, dropout: float = 0.1) -> EmotionClassifier:
+    """The encoder from `path` (safetensors only, no remote code) with a fresh classification head."""
+    from transformers import AutoModel
+
+    encoder = AutoModel.from_pretrained(path, trust_remote_code=False, use_safetensors=True)
+    return EmotionClassifier(encoder, num_labels, pooling=pooling, dropout=dropout)

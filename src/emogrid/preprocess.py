@@ -1,0 +1,97 @@
+"""Native dataset files -> unified parquet splits and a summary, all or nothing."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from emogrid.readers import SPLITS, UNIFIED_COLUMNS, read_dataset
+
+log = logging.getLogger(__name__)
+
+UNIFIED_SCHEMA = pa.schema(
+    [
+        ("id", pa.string()),
+        ("text", pa.string()),
+        ("dataset", pa.string()),
+        ("split", pa.string()),
+        ("labels", pa.list_(pa.int8())),
+        ("label_mask", pa.list_(pa.int8())),
+    ]
+)
+SUMMARY_FILE = "summary.json"
+
+
+def output_paths(out_dir: str | Path) -> dict[str, Path]:
+    out_dir = Path(out_dir)
+    return {**{split: out_dir / f"{split}.parquet" for split in SPLITS}, "summary": out_dir / SUMMARY_FILE}
+
+
+def expected_rows_check(summary: dict, expected: dict[str, int]) -> tuple[bool, dict[str, int]]:
+    """Whether the rows read match the published counts; key `all` is the total over splits."""
+    read = {split: counts["read"] for split, counts in summary["splits"].items()}
+    read["all"] = sum(read.values())
+    mismatches = {key: read.get(key) for key, count in expected.items() if read.get(key) != count}
+    return not mismatches, mismatches
+
+
+def _write_parquet(frame, path: Path) -> None:
+    table = pa.Table.from_pandas(frame[UNIFIED_COLUMNS], schema=UNIFIED_SCHEMA, preserve_index=False)
+    pq.write_table(table, path)
+
+
+def _write_json(obj, path: Path) -> None:
+    path.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
+
+
+def _temp_path(final: Path) -> Path:
+    fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
+    os.close(fd)
+    return Path(name)
+
+
+def preprocess_dataset(name: str, raw_dir: str | Path, config: dict, out_dir: str | Path) -> dict:
+    """Write out_dir/{train,validation,test}.parquet and out_dir/summary.json; return the summary.
+
+    All or nothing: stale outputs are removed first and the new ones are renamed into place only
+    after every one of them was written, so after an error none of them exists.
+    """
+    ds_cfg = config["datasets"][name]
+    finals = output_paths(out_dir)
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    for path in finals.values():
+        path.unlink(missing_ok=True)
+    temps: dict[str, Path] = {}
+    try:
+        frames, summary = read_dataset(
+            name,
+            raw_dir,
+            ds_cfg,
+            config["labels"],
+            coverage_masking=config.get("data", {}).get("coverage_masking", True),
+        )
+        expected = ds_cfg.get("expected_rows") or {}
+        matches, mismatches = expected_rows_check(summary, expected)
+        summary["expected_rows"] = dict(expected)
+        summary["expected_rows_match"] = matches
+        if not matches:
+            # Synthetic and demo corpora have other sizes, so this is worth a warning, not a failure.
+            log.warning("%s: rows read %s differ from expected_rows %s", name, mismatches, expected)
+        for split in SPLITS:
+            temps[split] = _temp_path(finals[split])
+            _write_parquet(frames[split], temps[split])
+        temps["summary"] = _temp_path(finals["summary"])
+        _write_json(summary, temps["summary"])
+        for key, temp in temps.items():
+            os.replace(temp, finals[key])
+    except BaseException:
+        for path in [*temps.values(), *finals.values()]:
+            path.unlink(missing_ok=True)
+        raise
+    return summary

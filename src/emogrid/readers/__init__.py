@@ -1,0 +1,163 @@
+"""One reader per dataset's native format, and `read_dataset`, which returns unified rows.
+
+Unified rows (docs/ARCHITECTURE.md): id, text, dataset, split, labels (int8 multi-hot over the
+configured labels) and label_mask (int8, 1 where the dataset's taxonomy covers the label).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from emogrid.errors import ConfigError, DatasetFormatError
+from emogrid.labels import coverage_mask, covered_labels, multi_hot
+from emogrid.readers._common import FileRecords, Record
+from emogrid.readers.goemotions import read_goemotions, read_goemotions_label_names
+from emogrid.readers.isear import assign_isear_splits, read_isear
+from emogrid.readers.meld import read_meld
+from emogrid.readers.semeval import read_semeval
+
+__all__ = [
+    "GOEMOTIONS_LABEL_FILE",
+    "SPLITS",
+    "UNIFIED_COLUMNS",
+    "FileRecords",
+    "Record",
+    "read_dataset",
+    "read_goemotions",
+    "read_goemotions_label_names",
+    "read_isear",
+    "read_meld",
+    "read_semeval",
+]
+
+SPLITS = ("train", "validation", "test")
+UNIFIED_COLUMNS = ["id", "text", "dataset", "split", "labels", "label_mask"]
+UNSPLIT = "all"
+GOEMOTIONS_LABEL_FILE = "emotions.txt"  # part of the GoEmotions release: label id k is its line k+1
+
+FileReader = Callable[[Path, str], FileRecords]
+
+
+def _file_reader(name: str, reader: str, raw_dir: Path, ds_cfg: dict, labels: Sequence[str]) -> FileReader:
+    """A function reading one of the dataset's files, given its path and split."""
+    if reader == "goemotions":
+        names = read_goemotions_label_names(raw_dir / GOEMOTIONS_LABEL_FILE, ds_cfg, labels)
+        return lambda path, split: read_goemotions(path, names, ds_cfg, labels)
+    if reader == "semeval2018_ec":
+        return lambda path, split: read_semeval(path, ds_cfg, labels)
+    if reader == "isear":
+        return lambda path, split: read_isear(path, ds_cfg, labels)
+    if reader == "meld":
+        return lambda path, split: read_meld(path, ds_cfg, labels, id_prefix=f"{split}_")
+    raise ConfigError(f"datasets.{name}.reader", f"unknown reader {reader!r}")
+
+
+def _split_unsplit_file(name: str, records: FileRecords, ds_cfg: dict) -> dict[str, FileRecords]:
+    """Distribute one file's records (kept and dropped alike) over train/validation/test.
+
+    Dropped records are split too, so the split does not depend on which texts count as
+    non-answers, and each split's summary shows what it lost.
+    """
+    if "split" not in ds_cfg:
+        raise ConfigError(f"datasets.{name}.split", "a dataset without official splits needs a split: block")
+    everything = [(r, None) for r in records.records] + records.dropped
+    if any(r.group is None or r.stratum is None for r, _ in everything):
+        raise ConfigError(
+            f"datasets.{name}.splits", "only ISEAR-like files (respondent, emotion) can be split here"
+        )
+    try:
+        assigned = assign_isear_splits([r for r, _ in everything], ds_cfg["split"])
+    except ConfigError as error:
+        raise ConfigError(f"datasets.{name}.{error.key}", error.problem) from None
+    parts = {split: FileRecords(records.path) for split in SPLITS}
+    for (record, reason), split in zip(everything, assigned, strict=True):
+        if reason is None:
+            parts[split].records.append(record)
+        else:
+            parts[split].dropped.append((record, reason))
+    for part in parts.values():
+        part.records.sort(key=lambda r: r.line)
+        part.dropped.sort(key=lambda pair: pair[0].line)
+    return parts
+
+
+def read_splits(
+    name: str, raw_dir: str | Path, ds_cfg: dict, labels: Sequence[str]
+) -> dict[str, FileRecords]:
+    """The records of each split, read from the native files in `raw_dir`."""
+    raw_dir = Path(raw_dir)
+    read_file = _file_reader(name, ds_cfg.get("reader", name), raw_dir, ds_cfg, labels)
+    splits = ds_cfg["splits"]
+    if set(splits) == {UNSPLIT}:
+        return _split_unsplit_file(name, read_file(raw_dir / splits[UNSPLIT], UNSPLIT), ds_cfg)
+    if set(splits) != set(SPLITS):
+        raise ConfigError(
+            f"datasets.{name}.splits", f"needs {list(SPLITS)} or {UNSPLIT}, got {sorted(splits)}"
+        )
+    by_split = {split: read_file(raw_dir / splits[split], split) for split in SPLITS}
+    _check_ids_unique_across_splits(by_split)
+    return by_split
+
+
+def _check_ids_unique_across_splits(by_split: dict[str, FileRecords]) -> None:
+    seen: dict[str, tuple[Path, int]] = {}
+    for part in by_split.values():
+        for record in part.records:
+            if record.id in seen:
+                where = "{}:{}".format(*seen[record.id])
+                raise DatasetFormatError(
+                    part.path, record.line, f"duplicate id {record.id!r} (also at {where})"
+                )
+            seen[record.id] = (part.path, record.line)
+
+
+def unified_frame(
+    name: str, split: str, records: Sequence[Record], labels: Sequence[str], mask
+) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "id": [r.id for r in records],
+            "text": [r.text for r in records],
+            "dataset": name,
+            "split": split,
+            "labels": [multi_hot(r.labels, labels) for r in records],
+            # Every row of a dataset shares one taxonomy, hence one mask.
+            "label_mask": [mask] * len(records),
+        },
+        columns=UNIFIED_COLUMNS,
+    )
+
+
+def _label_counts(records: Sequence[Record], covered: Sequence[str]) -> dict[str, int]:
+    counts = dict.fromkeys(covered, 0)
+    for record in records:
+        for label in record.labels:
+            counts[label] += 1
+    return counts
+
+
+def read_dataset(
+    name: str, raw_dir: str | Path, ds_cfg: dict, labels: Sequence[str], coverage_masking: bool = True
+) -> tuple[dict[str, pd.DataFrame], dict]:
+    """Unified frames per split (train/validation/test) and the summary of what was read and kept."""
+    by_split = read_splits(name, raw_dir, ds_cfg, labels)
+    covered = covered_labels(ds_cfg, labels)
+    mask = coverage_mask(ds_cfg, labels, coverage_masking)
+    frames = {split: unified_frame(name, split, by_split[split].records, labels, mask) for split in SPLITS}
+    summary = {
+        "dataset": name,
+        "splits": {
+            split: {
+                "read": by_split[split].read,
+                "kept": len(by_split[split].records),
+                "dropped": by_split[split].dropped_counts(),
+            }
+            for split in SPLITS
+        },
+        "label_counts": {split: _label_counts(by_split[split].records, covered) for split in SPLITS},
+        "covered_labels": covered,
+    }
+    return frames, summary

@@ -1,0 +1,137 @@
+"""What every reader shares: strict UTF-8 decoding, physical line numbers, checks that name the line."""
+
+from __future__ import annotations
+
+import csv
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from emogrid.errors import DatasetFormatError
+from emogrid.labels import target_label
+
+BOM = "\ufeff"
+
+
+@dataclass(frozen=True)
+class Record:
+    """One example as read from a native file; `labels` are already target (GoEmotions) names."""
+
+    id: str
+    text: str
+    labels: tuple[str, ...]
+    line: int
+    # Grouping and stratification keys, for datasets split by us (ISEAR: respondent, emotion).
+    group: str | None = None
+    stratum: str | None = None
+
+
+@dataclass
+class FileRecords:
+    """The records of one file; `dropped` holds the documented exceptions with their reason."""
+
+    path: Path
+    records: list[Record] = field(default_factory=list)
+    dropped: list[tuple[Record, str]] = field(default_factory=list)
+
+    @property
+    def read(self) -> int:
+        return len(self.records) + len(self.dropped)
+
+    def dropped_counts(self) -> dict[str, int]:
+        return dict(Counter(reason for _, reason in self.dropped))
+
+
+def decode_utf8(path: str | Path) -> str:
+    """The file's text; a missing file or a byte sequence that is not UTF-8 names path and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise DatasetFormatError(path, None, "missing file")
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        bad = data[error.start : error.end].hex(" ")
+        raise DatasetFormatError(path, line, f"bytes that are not UTF-8 ({bad}): {error.reason}") from None
+    # A byte-order mark is an encoding artefact, not part of the first header name.
+    return text.removeprefix(BOM)
+
+
+def physical_lines(text: str) -> list[str]:
+    """Lines split on "\\n" only (line k is list item k-1); a final newline adds no empty line.
+
+    str.splitlines would also split on characters like U+2028 that tweets may contain.
+    """
+    lines = text.split("\n")
+    if lines and lines[-1] == "":
+        lines.pop()
+    return lines
+
+
+def iter_csv_rows(path: Path, text: str, **csv_options) -> Iterator[tuple[int, list[str]]]:
+    """(first physical line, fields) per CSV record; a malformed record names its line."""
+    lines = (line + "\n" for line in physical_lines(text))
+    reader = csv.reader(lines, strict=True, **csv_options)
+    start = 1
+    while True:
+        try:
+            row = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as error:
+            raise DatasetFormatError(path, start, f"malformed CSV record: {error}") from None
+        yield start, row
+        start = reader.line_num + 1
+
+
+def check_field_count(path: Path, line: int, fields: Sequence[str], expected: int) -> None:
+    if len(fields) != expected:
+        raise DatasetFormatError(path, line, f"expected {expected} fields, got {len(fields)}")
+
+
+def check_header(path: Path, found: Sequence[str], expected: Sequence[str]) -> None:
+    if list(found) != list(expected):
+        raise DatasetFormatError(path, 1, f"wrong header: expected {list(expected)}, got {list(found)}")
+
+
+def require_text(path: Path, line: int, text: str) -> str:
+    """The text without outer whitespace; empty or whitespace-only text is an error."""
+    text = text.strip()
+    if not text:
+        raise DatasetFormatError(path, line, "empty or whitespace-only text")
+    return text
+
+
+def require_id(path: Path, line: int, example_id: str) -> str:
+    example_id = example_id.strip()
+    if not example_id:
+        raise DatasetFormatError(path, line, "empty id")
+    return example_id
+
+
+def map_labels(
+    path: Path, line: int, ds_cfg: dict, names: Sequence[str], labels: Sequence[str]
+) -> tuple[str, ...]:
+    """Target labels of source label names (unmapped ones vanish); an unknown name names the line."""
+    targets = []
+    for name in names:
+        try:
+            target = target_label(ds_cfg, name, labels)
+        except KeyError:
+            known = list(labels) if ds_cfg["label_map"] == "identity" else list(ds_cfg["label_map"])
+            raise DatasetFormatError(path, line, f"unknown label {name!r}; known: {known}") from None
+        if target is not None and target not in targets:
+            targets.append(target)
+    return tuple(targets)
+
+
+def check_unique_ids(path: Path, records: Sequence[Record]) -> None:
+    first_line: dict[str, int] = {}
+    for record in records:
+        if record.id in first_line:
+            raise DatasetFormatError(
+                path, record.line, f"duplicate id {record.id!r} (first on line {first_line[record.id]})"
+            )
+        first_line[record.id] = record.line

@@ -1,0 +1,84 @@
+"""GoEmotions (simplified): headerless TSV `text<TAB>label ids<TAB>id`, plus emotions.txt.
+
+About 2.5% of the lines are CSV-quoted (text with `"` is wrapped in quotes, inner quotes doubled),
+so the lines go through a quote-aware CSV reader rather than a plain split on tabs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from emogrid.errors import DatasetFormatError
+from emogrid.labels import is_identity
+from emogrid.readers._common import (
+    FileRecords,
+    Record,
+    check_field_count,
+    check_unique_ids,
+    decode_utf8,
+    iter_csv_rows,
+    map_labels,
+    physical_lines,
+    require_id,
+    require_text,
+)
+
+FIELDS = 3  # text, comma-separated label ids, id
+
+
+def read_goemotions_label_names(path: str | Path, ds_cfg: dict, labels: Sequence[str]) -> list[str]:
+    """The label names of emotions.txt (one a line; line k-1 is label id k).
+
+    With an identity label map they must be the configured labels, in the same order, because the
+    label ids in the TSVs index this list.
+    """
+    path = Path(path)
+    names = [name.strip() for name in physical_lines(decode_utf8(path))]
+    for line, name in enumerate(names, start=1):
+        if not name:
+            raise DatasetFormatError(path, line, "empty label name")
+    if is_identity(ds_cfg):
+        for line, (name, expected) in enumerate(zip(names, labels, strict=False), start=1):
+            if name != expected:
+                raise DatasetFormatError(
+                    path, line, f"label {name!r} differs from config labels[{line - 1}] = {expected!r}"
+                )
+        if len(names) != len(labels):
+            raise DatasetFormatError(path, None, f"{len(names)} label names, config has {len(labels)} labels")
+    return names
+
+
+def parse_label_ids(path: Path, line: int, field: str, label_names: Sequence[str]) -> list[str]:
+    """Names of a comma-separated list of label ids such as `0,26`."""
+    names = []
+    for part in field.split(","):
+        part = part.strip()
+        if not part.isdigit() or int(part) >= len(label_names):
+            raise DatasetFormatError(
+                path, line, f"unknown label id {part!r} in {field!r} (ids are 0..{len(label_names) - 1})"
+            )
+        names.append(label_names[int(part)])
+    return names
+
+
+def read_goemotions(
+    path: str | Path, label_names: Sequence[str], ds_cfg: dict, labels: Sequence[str]
+) -> FileRecords:
+    """One GoEmotions TSV; `label_names` come from `read_goemotions_label_names`."""
+    path = Path(path)
+    result = FileRecords(path)
+    for line, fields in iter_csv_rows(path, decode_utf8(path), delimiter="\t"):
+        check_field_count(path, line, fields, FIELDS)
+        text, label_field, example_id = fields
+        names = parse_label_ids(path, line, label_field, label_names)
+        result.records.append(
+            Record(
+                id=require_id(path, line, example_id),
+                text=require_text(path, line, text),
+                labels=map_labels(path, line, ds_cfg, names, labels),
+                line=line,
+            )
+        )
+    check_unique_ids(path, result.records)
+    return result

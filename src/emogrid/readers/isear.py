@@ -1,0 +1,143 @@
+"""ISEAR: `|`-separated, 43-field header, a trailing `|` on every line, no official split.
+
+When the text (SIT) held line breaks they were exported as extra `|`, so a line can have more than
+43 fields: the first 40 are the coded columns, the text is everything up to the last two fields
+(STATE and the empty field after the trailing `|`). `á` also marks a former line break and `\\"` an
+escaped quote. Non-answers ("[ No response.]") are the one documented exception to "nothing is
+dropped": they are dropped and counted.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from sklearn.model_selection import StratifiedGroupKFold
+
+from emogrid.errors import ConfigError, DatasetFormatError
+from emogrid.readers._common import (
+    FileRecords,
+    Record,
+    check_header,
+    check_unique_ids,
+    decode_utf8,
+    map_labels,
+    physical_lines,
+    require_id,
+    require_text,
+)
+
+# The header as exported, including the empty name after the trailing `|`.
+ISEAR_HEADER = (
+    "ID CITY COUN SUBJ SEX AGE RELI PRAC FOCC MOCC FIEL EMOT WHEN LONG INTS ERGO TROPHO TEMPER EXPRES "
+    "MOVE EXP1 EXP2 EXP10 PARAL CON EXPC PLEA PLAN FAIR CAUS COPING MORL SELF RELA VERBAL NEUTRO "
+    "Field1 Field3 Field2 MYKEY SIT STATE"
+).split() + [""]
+FIXED_COLUMNS = 40  # the columns before SIT
+RESPONDENT, EMOTION, KEY = (ISEAR_HEADER.index(name) for name in ("ID", "Field1", "MYKEY"))
+LINE_BREAK_MARKERS = re.compile(r"[á|]")
+BACKSLASH, ESCAPED_QUOTE = "\\", '\\"'
+NON_ANSWER_NOISE = re.compile(r'[\[\]"\\]')
+FINAL_PUNCTUATION = ".!?;:, "
+NON_ANSWER = "non_answer"
+
+
+def clean_isear_text(raw: str) -> str:
+    """The situation text without export artefacts.
+
+    Quotes were exported as `\\` (opening) and `\\"` (closing), and such a text kept a stray `"`
+    at its end (the close of a CSV quoting whose opening was lost): all three become plain quotes
+    or go. Line-break markers (`á`, `|`) become spaces, and runs of whitespace one space.
+    """
+    text = raw.strip()
+    if BACKSLASH in text and text.endswith('"'):
+        text = text[:-1]
+    text = text.replace(ESCAPED_QUOTE, '"').replace(BACKSLASH, '"')
+    text = LINE_BREAK_MARKERS.sub(" ", text)
+    return " ".join(text.split())
+
+
+def normalize_non_answer(text: str) -> str:
+    """Lower case without brackets, quotes, backslashes, outer spaces and final punctuation."""
+    text = NON_ANSWER_NOISE.sub(" ", text.replace("’", "'").lower())
+    return " ".join(text.split()).strip(FINAL_PUNCTUATION)
+
+
+def is_non_answer(text: str, non_answers: Sequence[str]) -> bool:
+    return normalize_non_answer(text) in {normalize_non_answer(n) for n in non_answers}
+
+
+def split_isear_line(path: Path, line: int, content: str) -> list[str]:
+    """Fields 0..39, SIT and STATE of one data line."""
+    fields = content.split("|")
+    if len(fields) < len(ISEAR_HEADER):
+        raise DatasetFormatError(
+            path, line, f"expected at least {len(ISEAR_HEADER)} |-separated fields, got {len(fields)}"
+        )
+    if fields[-1] != "":
+        raise DatasetFormatError(path, line, "line does not end with the trailing '|'")
+    return fields[:FIXED_COLUMNS] + ["|".join(fields[FIXED_COLUMNS:-2]), fields[-2]]
+
+
+def read_isear(path: str | Path, ds_cfg: dict, labels: Sequence[str]) -> FileRecords:
+    """All ISEAR records; non-answers (config `non_answers`) go to `dropped` with reason non_answer."""
+    path = Path(path)
+    lines = physical_lines(decode_utf8(path))
+    if not lines:
+        raise DatasetFormatError(path, 1, "missing header (empty file)")
+    check_header(path, lines[0].split("|"), ISEAR_HEADER)
+    non_answers = {normalize_non_answer(n) for n in ds_cfg.get("non_answers") or []}
+    result = FileRecords(path)
+    for line, content in enumerate(lines[1:], start=2):
+        fields = split_isear_line(path, line, content)
+        emotion = fields[EMOTION].strip()
+        record = Record(
+            id=require_id(path, line, fields[KEY]),
+            text=require_text(path, line, clean_isear_text(fields[FIXED_COLUMNS])),
+            labels=map_labels(path, line, ds_cfg, [emotion], labels),
+            line=line,
+            group=require_id(path, line, fields[RESPONDENT]),
+            stratum=emotion,
+        )
+        if normalize_non_answer(record.text) in non_answers:
+            result.dropped.append((record, NON_ANSWER))
+        else:
+            result.records.append(record)
+    check_unique_ids(path, sorted(result.records + [r for r, _ in result.dropped], key=lambda r: r.line))
+    return result
+
+
+def _one_fold(strata: np.ndarray, groups: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Boolean mask of one fold holding about `fraction` of the groups, stratified by stratum."""
+    n_splits = max(2, round(1 / fraction))
+    if len(np.unique(groups)) < n_splits:
+        raise ConfigError(
+            "split.fractions",
+            f"{len(np.unique(groups))} respondents are too few for a fraction of {fraction:g}",
+        )
+    folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    _, held_out = next(folds.split(np.zeros(len(strata)), strata, groups))
+    mask = np.zeros(len(strata), dtype=bool)
+    mask[held_out] = True
+    return mask
+
+
+def assign_isear_splits(records: Sequence[Record], split_cfg: dict) -> list[str]:
+    """train / validation / test for each record, grouped by respondent and stratified by emotion.
+
+    Test is one of round(1/test) stratified group folds, validation one fold of the rest, so the
+    fractions are met as closely as whole folds of respondents allow.
+    """
+    fractions, seed = split_cfg["fractions"], int(split_cfg.get("seed", 2018))
+    strata = np.array([r.stratum for r in records], dtype=object)
+    groups = np.array([r.group for r in records], dtype=object)
+    assigned = np.full(len(records), "train", dtype=object)
+    is_test = _one_fold(strata, groups, fractions["test"], seed)
+    assigned[is_test] = "test"
+    rest = np.flatnonzero(~is_test)
+    validation_share = fractions["validation"] / (fractions["train"] + fractions["validation"])
+    is_validation = _one_fold(strata[rest], groups[rest], validation_share, seed)
+    assigned[rest[is_validation]] = "validation"
+    return assigned.tolist()

@@ -1,0 +1,71 @@
+"""MELD `*_sent_emo.csv`: UTF-8 (the fixed 2020 version; never cp1252), CRLF, quoted CSV.
+
+Dialogue and utterance numbers restart in each split file, so ids carry a prefix (the split) to be
+unique within the dataset.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from emogrid.errors import DatasetFormatError
+from emogrid.readers._common import (
+    FileRecords,
+    Record,
+    check_field_count,
+    check_header,
+    check_unique_ids,
+    decode_utf8,
+    iter_csv_rows,
+    map_labels,
+    require_text,
+)
+
+MELD_HEADER = [
+    "Sr No.",
+    "Utterance",
+    "Speaker",
+    "Emotion",
+    "Sentiment",
+    "Dialogue_ID",
+    "Utterance_ID",
+    "Season",
+    "Episode",
+    "StartTime",
+    "EndTime",
+]
+TEXT, EMOTION, DIALOGUE, UTTERANCE = (
+    MELD_HEADER.index(c) for c in ("Utterance", "Emotion", "Dialogue_ID", "Utterance_ID")
+)
+
+
+def meld_id(path: Path, line: int, dialogue: str, utterance: str, prefix: str = "") -> str:
+    """`{prefix}dia{D}_utt{U}`, the name MELD gives the utterance's clip."""
+    if not (dialogue.strip().isdigit() and utterance.strip().isdigit()):
+        raise DatasetFormatError(
+            path, line, f"Dialogue_ID {dialogue!r} and Utterance_ID {utterance!r} must be integers"
+        )
+    return f"{prefix}dia{int(dialogue)}_utt{int(utterance)}"
+
+
+def read_meld(path: str | Path, ds_cfg: dict, labels: Sequence[str], id_prefix: str = "") -> FileRecords:
+    path = Path(path)
+    rows = iter_csv_rows(path, decode_utf8(path))
+    header = next(rows, None)
+    if header is None:
+        raise DatasetFormatError(path, 1, "missing header (empty file)")
+    check_header(path, header[1], MELD_HEADER)
+    result = FileRecords(path)
+    for line, fields in rows:
+        check_field_count(path, line, fields, len(MELD_HEADER))
+        result.records.append(
+            Record(
+                id=meld_id(path, line, fields[DIALOGUE], fields[UTTERANCE], id_prefix),
+                text=require_text(path, line, fields[TEXT]),
+                labels=map_labels(path, line, ds_cfg, [fields[EMOTION].strip()], labels),
+                line=line,
+            )
+        )
+    check_unique_ids(path, result.records)
+    return result

@@ -1,0 +1,284 @@
+"""emogrid.evaluate: thresholds and metrics against scikit-learn, and the validation-only tuning rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import f1_score
+
+from emogrid import io
+from emogrid.evaluate import evaluate_file, evaluate_predictions, score, threshold_grid, tune_thresholds
+
+LABELS = ["anger", "joy", "fear", "sadness", "surprise", "neutral"]
+GRID_SPEC = {"start": 0.05, "stop": 0.95, "step": 0.05}
+GRID = threshold_grid(GRID_SPEC)
+CELL = {"mix": "all4", "loss": "bce", "seed": 1}
+
+
+def expected_thresholds(y_true: np.ndarray, probs: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """Brute force with binary f1_score per class and threshold; ties -> closest to 0.5, then lowest."""
+    chosen = []
+    for column in range(y_true.shape[1]):
+        if not y_true[:, column].any():
+            chosen.append(0.5)
+            continue
+        f1s = [f1_score(y_true[:, column], probs[:, column] >= t, zero_division=0) for t in grid]
+        best = max(f1s)
+        ties = [t for t, f1 in zip(grid, f1s, strict=True) if abs(f1 - best) < 1e-12]
+        chosen.append(min(ties, key=lambda t: (round(abs(t - 0.5), 9), t)))
+    return np.array(chosen)
+
+
+def noisy_problem(rng: np.random.Generator, n: int, n_labels: int, positive_rate: float = 0.3):
+    """Labels plus probabilities that are informative but noisy, so the best threshold varies."""
+    y_true = (rng.random((n, n_labels)) < positive_rate).astype(np.int8)
+    probs = np.clip(0.35 * y_true + rng.normal(0.3, 0.18, size=(n, n_labels)), 0, 1)
+    return y_true, probs
+
+
+def make_rows(rng, dataset: str, split: str, n: int, mask: np.ndarray) -> pd.DataFrame:
+    y_true, probs = noisy_problem(rng, n, len(LABELS))
+    y_true = y_true * mask  # uncovered labels are never annotated
+    return pd.DataFrame(
+        {
+            "dataset": dataset,
+            "split": split,
+            "id": [f"{dataset}-{split}-{i}" for i in range(n)],
+            "probs": [row.astype(np.float32) for row in probs],
+            "labels": [row.astype(np.int8) for row in y_true],
+            "label_mask": [mask.astype(np.int8)] * n,
+        }
+    )
+
+
+FULL_MASK = np.ones(len(LABELS), dtype=np.int8)
+PARTIAL_MASK = np.array([1, 0, 1, 0, 0, 1], dtype=np.int8)
+
+
+@pytest.fixture
+def predictions() -> pd.DataFrame:
+    rng = np.random.default_rng(7)
+    return pd.concat(
+        [
+            make_rows(rng, "goemotions", "validation", 300, FULL_MASK),
+            make_rows(rng, "goemotions", "test", 250, FULL_MASK),
+            make_rows(rng, "meld", "validation", 200, PARTIAL_MASK),
+            make_rows(rng, "meld", "test", 220, PARTIAL_MASK),
+        ],
+        ignore_index=True,
+    )
+
+
+def stacked(rows: pd.DataFrame, column: str) -> np.ndarray:
+    return np.stack(rows[column].to_numpy()).astype(float)
+
+
+# --------------------------------------------------------------------------- grid and tuning
+
+
+def test_threshold_grid_from_config_spec_includes_both_ends():
+    assert GRID.tolist() == [round(0.05 * k, 2) for k in range(1, 20)]
+
+
+def test_threshold_grid_rejects_values_outside_unit_interval():
+    with pytest.raises(ValueError):
+        threshold_grid([0.2, 1.5])
+
+
+def test_tune_thresholds_matches_brute_force_sklearn():
+    rng = np.random.default_rng(0)
+    y_true, probs = noisy_problem(rng, 400, 5)
+    expected = expected_thresholds(y_true, probs, GRID)
+    np.testing.assert_allclose(tune_thresholds(y_true, probs, GRID_SPEC), expected)
+
+
+def test_tune_thresholds_recovers_planted_separation():
+    rng = np.random.default_rng(1)
+    y_true = (rng.random((500, 1)) < 0.2).astype(np.int8)
+    # Negatives below 0.2, positives in [0.3, 0.9): any threshold in (0.2, 0.3] separates them
+    # perfectly; 0.25 and 0.3 tie at F1 = 1 and the tie goes to the one closer to 0.5.
+    probs = np.where(y_true == 1, rng.uniform(0.3, 0.9, y_true.shape), rng.uniform(0.0, 0.2, y_true.shape))
+    assert tune_thresholds(y_true, probs, GRID) == pytest.approx([0.3])
+
+
+def test_tune_thresholds_finds_low_threshold_for_underconfident_class():
+    rng = np.random.default_rng(2)
+    y_true = (rng.random((1000, 1)) < 0.3).astype(np.int8)
+    probs = np.clip(np.where(y_true == 1, 0.25, 0.05) + rng.normal(0, 0.04, y_true.shape), 0, 1)
+    threshold = tune_thresholds(y_true, probs, GRID)[0]
+    assert 0.1 <= threshold <= 0.2
+    # Tuning must beat the default 0.5, where this class is never predicted.
+    assert f1_score(y_true[:, 0], probs[:, 0] >= threshold) > f1_score(y_true[:, 0], probs[:, 0] >= 0.5)
+
+
+def test_class_without_positives_gets_default_threshold():
+    y_true = np.array([[1, 0], [0, 0], [1, 0], [0, 0]])
+    probs = np.array([[0.9, 0.8], [0.1, 0.7], [0.8, 0.2], [0.2, 0.9]])
+    assert tune_thresholds(y_true, probs, GRID)[1] == 0.5
+
+
+def test_ties_prefer_closest_to_half_then_lowest():
+    y_true = np.array([[1], [0], [1], [0]])
+    probs = np.array([[0.9], [0.1], [0.8], [0.2]])
+    # F1 = 1 for every threshold in (0.2, 0.8]; 0.5 is in the grid, so it wins.
+    assert tune_thresholds(y_true, probs, GRID)[0] == 0.5
+    # Without 0.5, 0.4 and 0.6 are equally close and both perfect: the lower one wins.
+    assert tune_thresholds(y_true, probs, [0.1, 0.4, 0.6, 0.9])[0] == 0.4
+
+
+# --------------------------------------------------------------------------- score
+
+
+def test_score_matches_sklearn_on_covered_columns():
+    rng = np.random.default_rng(3)
+    y_true, probs = noisy_problem(rng, 200, len(LABELS))
+    y_pred = probs >= 0.5
+    covered = [0, 2, 5]
+    result = score(y_true, y_pred, covered, LABELS)
+    assert result["f1_macro"] == pytest.approx(
+        f1_score(y_true[:, covered], y_pred[:, covered], average="macro", zero_division=0)
+    )
+    assert result["f1_micro"] == pytest.approx(
+        f1_score(y_true[:, covered], y_pred[:, covered], average="micro", zero_division=0)
+    )
+    assert list(result["per_class"]) == ["anger", "fear", "neutral"]
+    for index in covered:
+        assert result["per_class"][LABELS[index]] == pytest.approx(
+            f1_score(y_true[:, index], y_pred[:, index], zero_division=0)
+        )
+
+
+def test_uncovered_columns_do_not_affect_scores():
+    rng = np.random.default_rng(4)
+    y_true, probs = noisy_problem(rng, 200, len(LABELS))
+    y_pred = probs >= 0.5
+    covered = [0, 2, 5]
+    scrambled_true, scrambled_pred = y_true.copy(), y_pred.copy()
+    scrambled_true[:, [1, 3, 4]] = 0
+    scrambled_pred[:, [1, 3, 4]] = True  # would be all false positives if these labels counted
+    assert score(scrambled_true, scrambled_pred, covered, LABELS) == score(y_true, y_pred, covered, LABELS)
+
+
+# --------------------------------------------------------------------------- evaluate_predictions
+
+
+def test_report_structure_follows_architecture(predictions):
+    report = evaluate_predictions(predictions, LABELS, GRID_SPEC, CELL)
+    assert report["cell"] == CELL
+    assert report["threshold_source"] == "validation"
+    assert list(report["datasets"]) == ["goemotions", "meld"]
+    meld = report["datasets"]["meld"]
+    assert meld["covered_labels"] == ["anger", "fear", "neutral"]
+    assert list(meld["thresholds"]) == ["anger", "fear", "neutral"]
+    scalar_metrics = {"n", "f1_macro@0.5", "f1_macro@tuned", "f1_micro@0.5", "f1_micro@tuned"}
+    assert set(meld["validation"]) == scalar_metrics
+    assert set(meld["test"]) == set(meld["validation"]) | {"per_class@0.5", "per_class@tuned"}
+    assert meld["validation"]["n"] == 200 and meld["test"]["n"] == 220
+    assert list(meld["test"]["per_class@tuned"]) == ["anger", "fear", "neutral"]
+
+
+def test_report_thresholds_and_metrics_match_sklearn(predictions):
+    report = evaluate_predictions(predictions, LABELS, GRID_SPEC, CELL)
+    for dataset, mask in (("goemotions", FULL_MASK), ("meld", PARTIAL_MASK)):
+        covered = np.flatnonzero(mask)
+        rows = predictions[predictions["dataset"] == dataset]
+        validation, test = rows[rows["split"] == "validation"], rows[rows["split"] == "test"]
+        val_true = stacked(validation, "labels")[:, covered]
+        val_probs = stacked(validation, "probs")[:, covered]
+        thresholds = expected_thresholds(val_true, val_probs, GRID)
+        entry = report["datasets"][dataset]
+        np.testing.assert_allclose(list(entry["thresholds"].values()), thresholds)
+
+        test_true, test_probs = stacked(test, "labels")[:, covered], stacked(test, "probs")[:, covered]
+        tuned_pred, default_pred = test_probs >= thresholds, test_probs >= 0.5
+        metrics = entry["test"]
+        assert metrics["f1_macro@tuned"] == pytest.approx(
+            f1_score(test_true, tuned_pred, average="macro", zero_division=0)
+        )
+        assert metrics["f1_macro@0.5"] == pytest.approx(
+            f1_score(test_true, default_pred, average="macro", zero_division=0)
+        )
+        assert metrics["f1_micro@tuned"] == pytest.approx(
+            f1_score(test_true, tuned_pred, average="micro", zero_division=0)
+        )
+        per_class = f1_score(test_true, tuned_pred, average=None, zero_division=0)
+        np.testing.assert_allclose(list(metrics["per_class@tuned"].values()), per_class)
+        # Tuned on validation, so on validation it can only match or beat 0.5 class by class,
+        # hence also in macro-F1.
+        assert entry["validation"]["f1_macro@tuned"] >= entry["validation"]["f1_macro@0.5"] - 1e-12
+
+
+def test_changing_test_rows_never_changes_thresholds(predictions):
+    baseline = evaluate_predictions(predictions, LABELS, GRID_SPEC, CELL)
+    altered = predictions.copy()
+    is_test = altered["split"] == "test"
+    rng = np.random.default_rng(99)
+    altered.loc[is_test, "probs"] = pd.Series(
+        [rng.random(len(LABELS)).astype(np.float32) for _ in range(is_test.sum())],
+        index=altered.index[is_test],
+    )
+    altered.loc[is_test, "labels"] = pd.Series(
+        [(1 - np.asarray(row)).astype(np.int8) for row in altered.loc[is_test, "labels"]],
+        index=altered.index[is_test],
+    )
+    changed = evaluate_predictions(altered, LABELS, GRID_SPEC, CELL)
+    for dataset in ("goemotions", "meld"):
+        assert changed["datasets"][dataset]["thresholds"] == baseline["datasets"][dataset]["thresholds"]
+        assert changed["datasets"][dataset]["validation"] == baseline["datasets"][dataset]["validation"]
+        # The change did reach the test metrics, so the equality above is not vacuous.
+        assert changed["datasets"][dataset]["test"] != baseline["datasets"][dataset]["test"]
+
+
+def test_changing_validation_rows_changes_thresholds(predictions):
+    baseline = evaluate_predictions(predictions, LABELS, GRID_SPEC, CELL)
+    altered = predictions.copy()
+    is_validation = (altered["split"] == "validation") & (altered["dataset"] == "goemotions")
+    # Squash validation probabilities towards 0: best thresholds must move down.
+    altered.loc[is_validation, "probs"] = pd.Series(
+        [(np.asarray(row) * 0.3).astype(np.float32) for row in altered.loc[is_validation, "probs"]],
+        index=altered.index[is_validation],
+    )
+    changed = evaluate_predictions(altered, LABELS, GRID_SPEC, CELL)
+    before = np.array(list(baseline["datasets"]["goemotions"]["thresholds"].values()))
+    after = np.array(list(changed["datasets"]["goemotions"]["thresholds"].values()))
+    assert (after < before).all()
+    assert changed["datasets"]["meld"]["thresholds"] == baseline["datasets"]["meld"]["thresholds"]
+
+
+def test_differing_masks_within_a_dataset_are_rejected(predictions):
+    altered = predictions.copy()
+    altered.at[altered.index[-1], "label_mask"] = FULL_MASK  # one meld test row claims full coverage
+    with pytest.raises(ValueError, match="label_mask"):
+        evaluate_predictions(altered, LABELS, GRID_SPEC, CELL)
+
+
+def test_dataset_without_validation_rows_is_rejected(predictions):
+    is_meld_validation = (predictions["dataset"] == "meld") & (predictions["split"] == "validation")
+    no_validation = predictions[~is_meld_validation]
+    with pytest.raises(ValueError, match="validation"):
+        evaluate_predictions(no_validation, LABELS, GRID_SPEC, CELL)
+
+
+def test_duplicated_ids_are_rejected(predictions):
+    with pytest.raises(ValueError, match="repeat"):
+        evaluate_predictions(pd.concat([predictions, predictions.iloc[:1]]), LABELS, GRID_SPEC, CELL)
+
+
+def test_id_in_both_validation_and_test_is_rejected(predictions):
+    leaked = predictions.copy()
+    first_test = leaked.index[(leaked["dataset"] == "meld") & (leaked["split"] == "test")][0]
+    first_validation = leaked.index[(leaked["dataset"] == "meld") & (leaked["split"] == "validation")][0]
+    leaked.at[first_test, "id"] = leaked.at[first_validation, "id"]
+    with pytest.raises(ValueError, match="repeat"):
+        evaluate_predictions(leaked, LABELS, GRID_SPEC, CELL)
+
+
+def test_evaluate_file_round_trips_parquet_and_writes_atomically(predictions, tmp_path):
+    pred_path = tmp_path / "predictions.parquet"
+    io.write_parquet(pred_path, predictions)
+    out_path = tmp_path / "run" / "eval_report.json"
+    returned = evaluate_file(pred_path, out_path, LABELS, GRID_SPEC, CELL)
+    assert io.read_json(out_path) == returned
+    assert returned == evaluate_predictions(predictions, LABELS, GRID_SPEC, CELL)
+    assert not list(tmp_path.rglob("*.tmp"))

@@ -1,0 +1,121 @@
+"""Fetching dataset files: local copies, file:// downloads, md5 checks, and failures that say why."""
+
+import hashlib
+import json
+import urllib.error
+import urllib.request
+
+import pytest
+
+from emogrid.errors import ChecksumError
+from emogrid.fetch import FetchError, fetch_dataset, file_url, md5sum
+
+CONTENT = {"a.txt": b"alpha\n", "b.txt": "beta ’\n".encode()}
+
+
+def md5(data: bytes) -> str:
+    return hashlib.md5(data).hexdigest()
+
+
+@pytest.fixture
+def source(tmp_path):
+    folder = tmp_path / "source"
+    folder.mkdir()
+    for name, data in CONTENT.items():
+        (folder / name).write_bytes(data)
+    return folder
+
+
+def ds_cfg(**overrides) -> dict:
+    cfg = {
+        "source_dir": None,
+        "base_url": None,
+        "files": {name: {"md5": md5(data)} for name, data in CONTENT.items()},
+    }
+    cfg.update(overrides)
+    return cfg
+
+
+def test_md5sum(tmp_path):
+    path = tmp_path / "x"
+    path.write_bytes(b"emogrid" * 100_000)
+    assert md5sum(path) == md5(b"emogrid" * 100_000)
+
+
+def test_local_copy_writes_files_and_manifest(source, tmp_path):
+    dest = tmp_path / "raw"
+    manifest = fetch_dataset("toy", ds_cfg(source_dir=str(source)), dest)
+    for name, data in CONTENT.items():
+        assert (dest / name).read_bytes() == data
+        assert manifest[name] == {"md5": md5(data), "source": str(source / name), "verified": True}
+    assert json.loads((dest / "manifest.json").read_text()) == manifest
+    assert sorted(p.name for p in dest.iterdir()) == ["a.txt", "b.txt", "manifest.json"], "temp files left"
+
+
+def test_md5_mismatch_names_file_and_both_sums(source, tmp_path):
+    cfg = ds_cfg(source_dir=str(source))
+    cfg["files"]["b.txt"]["md5"] = "0" * 32
+    dest = tmp_path / "raw"
+    with pytest.raises(ChecksumError) as error:
+        fetch_dataset("toy", cfg, dest)
+    message = str(error.value)
+    assert "b.txt" in message and "0" * 32 in message and md5(CONTENT["b.txt"]) in message
+    assert not (dest / "b.txt").exists() and not (dest / "manifest.json").exists()
+    assert not list(dest.glob(".*.tmp"))
+
+
+def test_md5_not_checked_when_verification_is_off_or_md5_missing(source, tmp_path):
+    cfg = ds_cfg(source_dir=str(source))
+    cfg["files"]["a.txt"]["md5"] = "0" * 32
+    cfg["files"]["b.txt"]["md5"] = None
+    manifest = fetch_dataset("toy", cfg, tmp_path / "raw", verify_md5=False)
+    assert not any(entry["verified"] for entry in manifest.values())
+    manifest = fetch_dataset("toy", {**cfg, "files": {"b.txt": {"md5": None}}}, tmp_path / "raw2")
+    assert manifest["b.txt"] == {
+        "md5": md5(CONTENT["b.txt"]),
+        "source": str(source / "b.txt"),
+        "verified": False,
+    }
+
+
+def test_missing_local_file_names_the_path(source, tmp_path):
+    (source / "b.txt").unlink()
+    with pytest.raises(FetchError, match="missing file") as error:
+        fetch_dataset("toy", ds_cfg(source_dir=str(source)), tmp_path / "raw")
+    assert str(source / "b.txt") in str(error.value)
+    assert not (tmp_path / "raw" / "manifest.json").exists()
+
+
+def test_download_from_base_url_with_remote_name_and_file_url(source, tmp_path):
+    (source / "remote-b.txt").write_bytes(CONTENT["b.txt"])
+    cfg = ds_cfg(base_url=source.as_uri() + "/")
+    cfg["files"]["a.txt"]["url"] = (source / "a.txt").as_uri()
+    cfg["files"]["b.txt"]["remote_name"] = "remote-b.txt"
+    assert file_url(cfg, "b.txt") == source.as_uri() + "/remote-b.txt"
+    manifest = fetch_dataset("toy", cfg, tmp_path / "raw")
+    assert manifest["b.txt"]["source"].endswith("/remote-b.txt") and manifest["b.txt"]["verified"]
+    assert (tmp_path / "raw" / "b.txt").read_bytes() == CONTENT["b.txt"]
+
+
+def test_download_failure_names_url_and_cause(source, tmp_path):
+    cfg = ds_cfg(base_url=(source / "nowhere").as_uri())
+    with pytest.raises(FetchError, match="download failed") as error:
+        fetch_dataset("toy", cfg, tmp_path / "raw")
+    assert (source / "nowhere" / "a.txt").as_uri() in str(error.value)
+    assert not (tmp_path / "raw" / "a.txt").exists() and not (tmp_path / "raw" / "manifest.json").exists()
+
+
+def test_network_error_is_reported_not_replaced(monkeypatch, tmp_path):
+    def refuse(url, timeout):
+        raise urllib.error.URLError(ConnectionRefusedError(111, "Connection refused"))
+
+    monkeypatch.setattr(urllib.request, "urlopen", refuse)
+    cfg = ds_cfg(base_url="https://example.invalid/data")
+    with pytest.raises(FetchError, match="https://example.invalid/data/a.txt: download failed.*refused"):
+        fetch_dataset("toy", cfg, tmp_path / "raw")
+    assert not list((tmp_path / "raw").iterdir())
+
+
+def test_no_source_at_all_is_an_error(tmp_path):
+    with pytest.raises(FetchError, match="no source_dir, no url and no base_url"):
+        fetch_dataset("toy", ds_cfg(), tmp_path / "raw")

@@ -1,0 +1,59 @@
+"""Pooling: mean ignores padding, cls takes the first token; loading refuses remote code."""
+
+import pytest
+import torch
+from transformers import BertConfig, BertModel
+
+from emogrid.modeling import EmotionClassifier, load_classifier
+
+
+def tiny_encoder():
+    config = BertConfig(
+        vocab_size=50,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        hidden_dropout_prob=0.0,
+        attention_probs_dropout_prob=0.0,
+    )
+    return BertModel(config, add_pooling_layer=False)
+
+
+def test_mean_pooling_ignores_padding():
+    model = EmotionClassifier(tiny_encoder(), num_labels=3, pooling="mean", dropout=0.0).eval()
+    hidden = torch.randn(2, 4, 16)
+    mask = torch.tensor([[1, 1, 0, 0], [1, 1, 1, 1]])
+    pooled = model.pool(hidden, mask)
+    torch.testing.assert_close(pooled[0], hidden[0, :2].mean(0))
+    torch.testing.assert_close(pooled[1], hidden[1].mean(0))
+
+
+def test_cls_pooling_takes_first_token():
+    model = EmotionClassifier(tiny_encoder(), num_labels=3, pooling="cls")
+    hidden = torch.randn(2, 4, 16)
+    torch.testing.assert_close(model.pool(hidden, torch.ones(2, 4)), hidden[:, 0])
+
+
+def test_padding_does_not_change_mean_pooled_logits():
+    model = EmotionClassifier(tiny_encoder(), num_labels=3, pooling="mean", dropout=0.0).eval()
+    ids = torch.tensor([[1, 7, 9, 2]])
+    padded = torch.tensor([[1, 7, 9, 2, 0, 0]])
+    with torch.no_grad():
+        short = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits
+        long = model(
+            input_ids=padded, attention_mask=(padded != 0).long() | (torch.arange(6) < 4).long()
+        ).logits
+    torch.testing.assert_close(short, long, rtol=1e-5, atol=1e-5)
+
+
+def test_unknown_pooling_is_rejected():
+    with pytest.raises(ValueError, match="pooling"):
+        EmotionClassifier(tiny_encoder(), num_labels=3, pooling="max")
+
+
+def test_load_classifier_reads_safetensors_encoder(tmp_path):
+    tiny_encoder().save_pretrained(tmp_path)
+    model = load_classifier(str(tmp_path), num_labels=5, pooling="mean")
+    assert model.classifier.out_features == 5
+    assert list(tmp_path.glob("*.safetensors"))

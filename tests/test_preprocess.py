@@ -1,0 +1,96 @@
+"""preprocess_dataset: unified parquet + summary, expected-row check, all-or-nothing on errors."""
+
+import json
+import logging
+import shutil
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+import data_fixtures
+from emogrid.errors import DatasetFormatError
+from emogrid.preprocess import output_paths, preprocess_dataset
+from emogrid.readers import SPLITS, UNIFIED_COLUMNS
+
+config, cfg, synthetic_dir = data_fixtures.config, data_fixtures.cfg, data_fixtures.synthetic_dir
+
+
+def test_writes_unified_parquet_and_summary(cfg, synthetic_dir, tmp_path, caplog):
+    out = tmp_path / "data" / "semeval2018_ec"
+    with caplog.at_level(logging.WARNING):
+        summary = preprocess_dataset("semeval2018_ec", synthetic_dir / "semeval2018_ec", cfg, out)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "summary.json",
+        "test.parquet",
+        "train.parquet",
+        "validation.parquet",
+    ]
+    assert json.loads((out / "summary.json").read_text()) == summary
+    schema = pq.read_schema(out / "train.parquet")
+    assert schema.names == UNIFIED_COLUMNS
+    assert schema.field("labels").type == pa.list_(pa.int8()) == schema.field("label_mask").type
+    for split in SPLITS:
+        frame = pd.read_parquet(out / f"{split}.parquet")
+        assert len(frame) == summary["splits"][split]["kept"]
+        assert np.stack(frame["labels"].to_list()).shape == (len(frame), len(cfg["labels"]))
+    # The synthetic corpus is smaller than the published one: reported and warned about, not fatal.
+    assert summary["expected_rows_match"] is False
+    assert summary["expected_rows"] == cfg["datasets"]["semeval2018_ec"]["expected_rows"]
+    assert "expected_rows" in caplog.text
+
+
+def test_expected_rows_match_and_all_means_the_total(cfg, synthetic_dir, tmp_path):
+    from emogrid.readers import read_dataset
+
+    _, summary = read_dataset("isear", synthetic_dir / "isear", cfg["datasets"]["isear"], cfg["labels"])
+    total = sum(counts["read"] for counts in summary["splits"].values())
+    cfg["datasets"]["isear"]["expected_rows"] = {"all": total}
+    result = preprocess_dataset("isear", synthetic_dir / "isear", cfg, tmp_path / "isear")
+    assert result["expected_rows_match"] is True
+    cfg["datasets"]["isear"]["expected_rows"] = {"all": total + 1}
+    assert (
+        preprocess_dataset("isear", synthetic_dir / "isear", cfg, tmp_path / "isear")["expected_rows_match"]
+        is False
+    )
+
+
+def test_coverage_masking_off(cfg, synthetic_dir, tmp_path):
+    cfg.setdefault("data", {})["coverage_masking"] = False
+    preprocess_dataset("meld", synthetic_dir / "meld", cfg, tmp_path / "meld")
+    frame = pd.read_parquet(tmp_path / "meld" / "train.parquet")
+    assert np.stack(frame["label_mask"].to_list()).min() == 1
+
+
+def test_error_leaves_no_output_and_removes_stale_outputs(cfg, synthetic_dir, tmp_path):
+    raw = tmp_path / "raw"
+    shutil.copytree(synthetic_dir / "meld", raw)
+    out = tmp_path / "data" / "meld"
+    preprocess_dataset("meld", raw, cfg, out)
+    assert all(path.exists() for path in output_paths(out).values())
+    test_file = raw / cfg["datasets"]["meld"]["splits"]["test"]
+    test_file.write_bytes(test_file.read_bytes() + b'999,"broken,Chandler,joy\r\n')
+    with pytest.raises(DatasetFormatError) as error:
+        preprocess_dataset("meld", raw, cfg, out)
+    assert error.value.path == str(test_file)
+    assert list(out.iterdir()) == [], "outputs or temp files survived the error"
+
+
+def test_error_while_writing_leaves_no_output(cfg, synthetic_dir, tmp_path, monkeypatch):
+    import emogrid.preprocess as preprocess
+
+    calls = []
+
+    def fail_on_second(frame, path):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError("disk full")
+        frame.to_parquet(path)
+
+    monkeypatch.setattr(preprocess, "_write_parquet", fail_on_second)
+    out = tmp_path / "out"
+    with pytest.raises(OSError, match="disk full"):
+        preprocess_dataset("goemotions", synthetic_dir / "goemotions", cfg, out)
+    assert list(out.iterdir()) == []

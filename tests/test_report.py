@@ -1,0 +1,275 @@
+"""emogrid.report: long table, aggregation over seeds, table files, plots and data summaries."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from emogrid import io
+from emogrid.report import (
+    LONG_COLUMNS,
+    SUMMARY_COLUMNS,
+    collect_reports,
+    data_summary_table,
+    f1_macro_table,
+    label_frequency_table,
+    load_log_history,
+    per_class_table,
+    plot_f1_bars,
+    plot_per_class_heatmap,
+    plot_training_curves,
+    summarize_metric,
+    write_data_summary,
+    write_tables,
+)
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+COVERED = {"goemotions": ["anger", "joy", "fear", "neutral"], "meld": ["anger", "joy", "neutral"]}
+# (loss, mix) -> seeds; asl/goemotions has a single seed to exercise the n=1 case.
+CELLS = {
+    ("bce", "goemotions"): [1, 2, 3],
+    ("bce", "all4"): [1, 2, 3],
+    ("asl", "goemotions"): [1],
+    ("asl", "all4"): [1, 2],
+}
+
+
+def fake_report(rng: np.random.Generator, loss: str, mix: str, seed: int) -> dict:
+    def split_metrics(covered, with_per_class):
+        metrics = {"n": int(rng.integers(50, 100))}
+        for name in ("f1_macro@0.5", "f1_macro@tuned", "f1_micro@0.5", "f1_micro@tuned"):
+            metrics[name] = float(rng.random())
+        if with_per_class:
+            for name in ("per_class@0.5", "per_class@tuned"):
+                metrics[name] = {label: float(rng.random()) for label in covered}
+        return metrics
+
+    return {
+        "cell": {"mix": mix, "loss": loss, "seed": seed},
+        "threshold_source": "validation",
+        "datasets": {
+            dataset: {
+                "covered_labels": covered,
+                "thresholds": {label: float(rng.choice([0.3, 0.5])) for label in covered},
+                "validation": split_metrics(covered, False),
+                "test": split_metrics(covered, True),
+            }
+            for dataset, covered in COVERED.items()
+        },
+    }
+
+
+@pytest.fixture
+def reports(tmp_path):
+    rng = np.random.default_rng(5)
+    written = {}
+    for (loss, mix), seeds in CELLS.items():
+        for seed in seeds:
+            path = tmp_path / "runs" / mix / loss / f"seed{seed}" / "eval_report.json"
+            report = fake_report(rng, loss, mix, seed)
+            io.write_json(path, report)
+            written[(loss, mix, seed)] = (path, report)
+    return written
+
+
+@pytest.fixture
+def long_df(reports):
+    return collect_reports([path for path, _ in reports.values()])
+
+
+def assert_valid_png(path):
+    content = path.read_bytes()
+    assert content.startswith(PNG_SIGNATURE) and len(content) > 1000
+    assert not list(path.parent.glob("*.tmp"))
+
+
+# --------------------------------------------------------------------------- collect_reports
+
+
+def test_collect_reports_long_format(long_df, reports):
+    assert list(long_df.columns) == LONG_COLUMNS
+    key = ["mix", "loss", "seed", "dataset", "split", "metric", "label"]
+    assert long_df.duplicated(subset=key).sum() == 0
+    _, report = reports[("bce", "all4", 2)]
+    row = long_df[
+        (long_df["loss"] == "bce")
+        & (long_df["mix"] == "all4")
+        & (long_df["seed"] == 2)
+        & (long_df["dataset"] == "meld")
+        & (long_df["split"] == "test")
+    ]
+    scalar = row[row["metric"] == "f1_macro@tuned"]
+    assert scalar["label"].isna().all()
+    assert scalar["value"].item() == report["datasets"]["meld"]["test"]["f1_macro@tuned"]
+    per_class = row[row["metric"] == "per_class@tuned"].set_index("label")["value"].to_dict()
+    assert per_class == report["datasets"]["meld"]["test"]["per_class@tuned"]
+    cell_rows = long_df[(long_df["loss"] == "bce") & (long_df["mix"] == "all4") & (long_df["seed"] == 2)]
+    thresholds = cell_rows[(cell_rows["metric"] == "threshold") & (cell_rows["dataset"] == "meld")]
+    assert thresholds.set_index("label")["value"].to_dict() == report["datasets"]["meld"]["thresholds"]
+    assert set(thresholds["split"]) == {"validation"}
+
+
+def test_collect_reports_rejects_duplicate_cells(reports):
+    path, _ = reports[("bce", "all4", 1)]
+    with pytest.raises(ValueError, match="twice"):
+        collect_reports([path, path])
+
+
+def test_collect_reports_rejects_reports_not_tuned_on_validation(tmp_path):
+    report = fake_report(np.random.default_rng(0), "bce", "all4", 1)
+    report["threshold_source"] = "test"
+    io.write_json(tmp_path / "eval_report.json", report)
+    with pytest.raises(ValueError, match="threshold_source"):
+        collect_reports([tmp_path / "eval_report.json"])
+
+
+# --------------------------------------------------------------------------- aggregation and tables
+
+
+def test_summary_mean_std_match_numpy(long_df, reports):
+    summary = summarize_metric(long_df, "f1_macro@tuned", "test")
+    assert list(summary.columns) == SUMMARY_COLUMNS
+    assert len(summary) == len(CELLS) * len(COVERED)
+    for row in summary.itertuples():
+        seeds = CELLS[(row.loss, row.mix)]
+        test_metrics = [
+            reports[(row.loss, row.mix, seed)][1]["datasets"][row.dataset]["test"] for seed in seeds
+        ]
+        values = np.array([metrics["f1_macro@tuned"] for metrics in test_metrics])
+        assert row.n == len(values)
+        assert row.mean == pytest.approx(np.mean(values))
+        if len(values) > 1:
+            assert row.std == pytest.approx(np.std(values, ddof=1))
+        else:
+            assert np.isnan(row.std)
+
+
+def test_f1_macro_table_cells(long_df):
+    table = f1_macro_table(long_df)
+    assert table.index.names == ["loss", "mix"]
+    assert list(table.index) == list(CELLS)
+    assert list(table.columns) == list(COVERED)
+    summary = summarize_metric(long_df).set_index(["loss", "mix", "dataset"])
+    bce = summary.loc[("bce", "all4", "meld")]
+    assert table.loc[("bce", "all4"), "meld"] == f"{bce['mean']:.3f} ± {bce['std']:.3f} (n=3)"
+    assert table.loc[("asl", "goemotions"), "goemotions"].endswith("± n/a (n=1)")
+
+
+def test_table_rows_grouped_by_loss_whatever_the_input_order(reports):
+    mix_major = [
+        reports[(loss, mix, seed)][0]
+        for mix in ("goemotions", "all4")
+        for loss in ("bce", "asl")
+        for seed in CELLS[(loss, mix)]
+    ]
+    table = f1_macro_table(collect_reports(mix_major))
+    assert list(table.index) == list(CELLS)  # bce rows first, then asl
+
+
+def test_write_tables_files(long_df, tmp_path):
+    summary = summarize_metric(long_df)
+    paths = write_tables(summary, tmp_path / "tables" / "f1_macro")
+    csv = pd.read_csv(paths["csv"])
+    assert list(csv.columns) == SUMMARY_COLUMNS
+    np.testing.assert_allclose(csv["mean"], summary["mean"])
+    markdown = paths["md"].read_text().splitlines()
+    table_lines = [line for line in markdown if line.startswith("|")]
+    assert table_lines[0] == "| loss | mix | goemotions | meld |"
+    assert len(table_lines) == 2 + len(CELLS)
+    html_text = paths["html"].read_text()
+    assert "<table" in html_text and "± n/a (n=1)" in html_text
+    assert not list((tmp_path / "tables").glob("*.tmp"))
+
+
+def test_write_tables_rejects_display_table(long_df, tmp_path):
+    with pytest.raises(ValueError, match="summarize_metric"):
+        write_tables(f1_macro_table(long_df), tmp_path / "t")
+
+
+def test_per_class_table_means_match_numpy(long_df, reports):
+    table = per_class_table(long_df, "meld")
+    assert list(table.columns) == COVERED["meld"]
+    assert list(table.index) == list(CELLS)
+    for (loss, mix), seeds in CELLS.items():
+        for label in COVERED["meld"]:
+            values = [
+                reports[(loss, mix, seed)][1]["datasets"]["meld"]["test"]["per_class@tuned"][label]
+                for seed in seeds
+            ]
+            assert table.loc[(loss, mix), label] == pytest.approx(np.mean(values))
+
+
+# --------------------------------------------------------------------------- plots
+
+
+def test_plot_f1_bars_writes_png(long_df, tmp_path):
+    path = tmp_path / "plots" / "f1_bars.png"
+    plot_f1_bars(long_df, path)
+    assert_valid_png(path)
+
+
+def test_plot_per_class_heatmap_writes_png(long_df, tmp_path):
+    path = tmp_path / "plots" / "heatmap.png"
+    plot_per_class_heatmap(per_class_table(long_df, "goemotions"), path)
+    assert_valid_png(path)
+
+
+def test_plot_training_curves_writes_png(tmp_path):
+    log_history = [{"step": step, "loss": 1.0 / step, "learning_rate": 1e-5} for step in range(10, 110, 10)]
+    log_history += [{"step": step, "eval_f1_macro": step / 200, "eval_loss": 0.3} for step in (50, 100)]
+    log_history.append({"step": 100, "train_loss": 0.2, "train_runtime": 12.0})
+    log_path = tmp_path / "train_log.json"
+    io.write_json(log_path, {"log_history": log_history, "warnings": []})
+    assert load_log_history(log_path) == log_history
+    path = tmp_path / "plots" / "curves.png"
+    plot_training_curves({"all4/bce/seed1": log_history, "all4/asl/seed1": log_history[:3]}, path)
+    assert_valid_png(path)
+
+
+# --------------------------------------------------------------------------- data summaries
+
+SUMMARIES = {
+    "isear": {
+        "dataset": "isear",
+        "splits": {
+            "train": {"read": 6200, "kept": 6100, "dropped": {"non-answer": 90, "duplicate": 10}},
+            "test": {"read": 770, "kept": 770, "dropped": {}},
+        },
+        "label_counts": {"train": {"anger": 900, "joy": 880}, "test": {"anger": 110, "joy": 100}},
+        "covered_labels": ["anger", "joy", "fear"],
+    },
+    "meld": {
+        "dataset": "meld",
+        "splits": {"train": {"read": 9989, "kept": 9989, "dropped": {}}},
+        "label_counts": {"train": {"anger": 1109, "neutral": 4710}},
+        "covered_labels": ["anger", "neutral"],
+    },
+}
+
+
+def test_data_summary_table_rows():
+    table = data_summary_table(SUMMARIES)
+    assert list(table.columns) == ["dataset", "split", "read", "kept", "dropped", "dropped_reasons"]
+    isear_train = table[(table["dataset"] == "isear") & (table["split"] == "train")].iloc[0]
+    assert isear_train["dropped"] == 100
+    assert isear_train["dropped_reasons"] == "non-answer: 90; duplicate: 10"
+    assert table[table["dataset"] == "meld"]["dropped_reasons"].item() == ""
+
+
+def test_label_frequency_table_marks_uncovered_labels_missing():
+    table = label_frequency_table(SUMMARIES, labels=["anger", "joy", "fear", "neutral"])
+    assert table.loc["isear", "anger"] == 900
+    assert table.loc["isear", "fear"] == 0  # covered, never seen
+    assert pd.isna(table.loc["isear", "neutral"])  # not covered
+    assert pd.isna(table.loc["meld", "joy"])
+
+
+def test_write_data_summary_files(tmp_path):
+    paths = write_data_summary(SUMMARIES, tmp_path / "tables" / "data_summary")
+    assert pd.read_csv(paths["csv"])["kept"].tolist() == [6100, 770, 9989]
+    counts = pd.read_csv(paths["label_counts_csv"])
+    assert counts.columns[0] == "dataset"
+    assert "non-answer: 90" in paths["md"].read_text()
+    assert "<table" in paths["html"].read_text()
+    assert not list((tmp_path / "tables").glob("*.tmp"))

@@ -1,0 +1,121 @@
+"""The whole demo workflow through snakemake on CPU, its outputs, and `snakemake --lint`."""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import REPO_ROOT
+
+SNAKEMAKE = [sys.executable, "-m", "snakemake"]
+CONFIGS = ["--configfile", str(REPO_ROOT / "config/config.yaml"), str(REPO_ROOT / "config/demo.yaml")]
+
+
+def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    env = os.environ | {
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "PYTHONPATH": str(REPO_ROOT / "src"),
+    }
+    cmd = [
+        *SNAKEMAKE,
+        "--snakefile",
+        str(REPO_ROOT / "Snakefile"),
+        "--directory",
+        str(workdir),
+        *CONFIGS,
+        *args,
+    ]
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=workdir, timeout=1200)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
+    return result
+
+
+@pytest.fixture(scope="module")
+def demo_run(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("demo")
+    (workdir / "config").symlink_to(REPO_ROOT / "config")
+    snakemake(workdir, "--cores", "2")
+    snakemake(workdir, "--cores", "1", "--report", str(workdir / "results/report.html"))
+    return workdir / "results"
+
+
+@pytest.mark.slow
+def test_demo_writes_tables_plots_and_report(demo_run):
+    for name in [
+        "tables/f1_macro.csv",
+        "tables/f1_macro.md",
+        "tables/f1_macro.html",
+        "tables/data_summary.html",
+        "tables/runs.html",
+        "plots/f1_macro_bars.png",
+        "plots/per_class_f1.png",
+        "plots/training_curves.png",
+        "report.html",
+    ]:
+        path = demo_run / name
+        assert path.is_file() and path.stat().st_size > 0, name
+    for png in (demo_run / "plots").glob("*.png"):
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.slow
+def test_demo_table_covers_the_grid_with_finite_scores(demo_run):
+    table = pd.read_csv(demo_run / "tables/f1_macro.csv")
+    assert set(zip(table["loss"], table["mix"], strict=True)) == {
+        (loss, mix) for loss in ("bce", "asl", "combined") for mix in ("goemotions", "all4")
+    }
+    assert set(table["dataset"]) == {"goemotions", "semeval2018_ec", "isear", "meld"}
+    assert np.all(np.isfinite(table["mean"])) and table["mean"].between(0, 1).all()
+    assert (table["n"] == 1).all()
+
+
+@pytest.mark.slow
+def test_demo_eval_reports_tune_on_validation(demo_run):
+    reports = sorted((demo_run / "runs").glob("*/*/seed1/eval_report.json"))
+    assert len(reports) == 6
+    for path in reports:
+        report = json.loads(path.read_text())
+        assert report["threshold_source"] == "validation"
+        for result in report["datasets"].values():
+            for split in ("validation", "test"):
+                for key in ("f1_macro@0.5", "f1_macro@tuned", "f1_micro@0.5", "f1_micro@tuned"):
+                    assert 0.0 <= result[split][key] <= 1.0
+
+
+@pytest.mark.slow
+def test_demo_learns_something(demo_run):
+    """The synthetic text carries its labels' keywords: the tiny model must beat a coin flip on it."""
+    table = pd.read_csv(demo_run / "tables/f1_macro.csv")
+    assert table[table["dataset"] == "goemotions"]["mean"].max() > 0.2
+
+
+@pytest.mark.slow
+def test_demo_data_summary_counts_every_row(demo_run):
+    summary = pd.read_csv(demo_run / "tables/data_summary.csv")
+    assert (summary["read"] == summary["kept"] + summary["dropped"]).all()
+    isear = summary[summary["dataset"] == "isear"]
+    assert isear["dropped"].sum() > 0  # the synthetic ISEAR has non-answers, which are dropped and counted
+
+
+@pytest.mark.slow
+def test_rerun_is_a_no_op_and_a_new_seed_runs_only_new_cells(demo_run):
+    workdir = demo_run.parent
+    assert "Nothing to be done" in snakemake(workdir, "-n", "--cores", "1").stdout
+    dry = snakemake(workdir, "-n", "--cores", "1", "--config", "seeds=[1,2]").stdout
+    train_outputs = re.findall(r"rule train:\n(?:.*\n)*?\s+output: (.*)", dry)
+    assert len(train_outputs) == 6
+    assert all("seed2" in out and "seed1" not in out for out in train_outputs)
+
+
+def test_lint_is_clean(tmp_path):
+    (tmp_path / "config").symlink_to(REPO_ROOT / "config")
+    result = snakemake(tmp_path, "--lint", check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
