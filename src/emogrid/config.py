@@ -92,6 +92,7 @@ def cell_config(config: dict, mix: str, loss: str, seed: int, results: str, mode
             "name": config["model"]["name"],
             "path": model_path,
             "max_length": config["model"]["max_length"],
+            "pooling": config["model"]["pooling"],
         },
         "loss": dict(config["losses"][loss]),
         "mix": dict(config["mixes"][mix]),

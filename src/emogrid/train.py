@@ -147,8 +147,22 @@ def load_frames(paths: list[str]) -> pd.DataFrame:
     return pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
 
 
+def single_process_distributed_env() -> None:
+    """DeepSpeed needs a process group even on one GPU; outside torchrun, make a one-process one."""
+    for key, value in {
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": "29511",
+        "RANK": "0",
+        "LOCAL_RANK": "0",
+        "WORLD_SIZE": "1",
+    }.items():
+        os.environ.setdefault(key, value)
+
+
 def training_arguments(cell: dict, output_dir: Path) -> TrainingArguments:
     t = cell["training"]
+    if t.get("deepspeed"):
+        single_process_distributed_env()
     evaluate_during = t["eval_steps"] > 0
     return TrainingArguments(
         output_dir=str(output_dir),

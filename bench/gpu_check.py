@@ -1,0 +1,195 @@
+"""GPU paths of the training CLI, on a real GPU: precision, activation checkpointing, DeepSpeed
+ZeRO-2, the torchrun launch, and the throughput of a DeBERTa-v3-large-shaped encoder.
+
+    python bench/gpu_check.py OUT_DIR
+
+Uses the real pipeline on the synthetic corpus (reader -> unified parquet -> tiny DeBERTa-v3 ->
+tokenize -> emogrid.train). Writes OUT_DIR/gpu_check.json. Needs no network.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+import yaml
+
+from emogrid.config import cell_config
+from emogrid.io import read_json, write_json
+from emogrid.preprocess import preprocess_dataset
+from emogrid.synthetic import write_corpus
+from emogrid.tiny_model import build_tiny_deberta
+from emogrid.tokenize import load_tokenizer, tokenize_split
+from emogrid.train import run_cell
+
+REPO = Path(__file__).resolve().parents[1]
+DATASETS = ["goemotions", "semeval2018_ec", "isear", "meld"]
+
+
+def merge(base: dict, overlay: dict) -> dict:
+    for key, value in overlay.items():
+        base[key] = merge(base.get(key, {}), value) if isinstance(value, dict) else value
+    return base
+
+
+def load_demo_config(root: Path) -> dict:
+    """config.yaml with the demo overlay (no snakemake on the GPU machine, so merged here)."""
+    config = yaml.safe_load((REPO / "config/config.yaml").read_text())
+    merge(config, yaml.safe_load((REPO / "config/demo.yaml").read_text()))
+    for name in DATASETS:
+        config["datasets"][name]["source_dir"] = str(root / "synthetic" / name)
+    return config
+
+
+def prepare(root: Path, config: dict) -> Path:
+    write_corpus(root / "synthetic", config, seed=0, scale=2.0)
+    for name in DATASETS:
+        preprocess_dataset(name, root / "synthetic" / name, config, root / "data" / name)
+    texts = [t for name in DATASETS for t in pd.read_parquet(root / "data" / name / "train.parquet")["text"]]
+    model = build_tiny_deberta(texts, config["labels"], root / "model")
+    tokenizer = load_tokenizer(model)
+    for name in DATASETS:
+        for split in ("train", "validation", "test"):
+            source = root / "data" / name / f"{split}.parquet"
+            tokenize_split(source, tokenizer, 64, root / "tokens" / name / f"{split}.parquet")
+    return model
+
+
+def large_shaped_model(root: Path, small_model: Path) -> Path:
+    """A randomly initialised encoder with DeBERTa-v3-large's shape (435M parameters)."""
+    from transformers import DebertaV2Model
+
+    from emogrid.tiny_model import tiny_config
+
+    config = tiny_config(128100, 28, hidden_size=1024, layers=24, heads=16, dropout=0.1)
+    config.intermediate_size = 4096
+    out = root / "large"
+    DebertaV2Model(config).save_pretrained(out)
+    for f in small_model.glob("*token*"):
+        (out / f.name).write_bytes(f.read_bytes())
+    (out / "spm.model").write_bytes((small_model / "spm.model").read_bytes())
+    return out
+
+
+def summarize(out_dir: Path, seconds: float) -> dict:
+    log = read_json(out_dir / "train_log.json")
+    info = read_json(out_dir / "run_info.json")
+    history = log["log_history"]
+    losses = [e["loss"] for e in history if "loss" in e]
+    norms = [e["grad_norm"] for e in history if "grad_norm" in e]
+    final = next((e for e in reversed(history) if "train_samples_per_second" in e), {})
+    return {
+        "seconds": round(seconds, 1),
+        "steps": log["global_step"],
+        "precision": info["precision"],
+        "device": info["device"],
+        "world_size": info["world_size"],
+        "first_loss": losses[0] if losses else None,
+        "last_loss": losses[-1] if losses else None,
+        "grad_norms_finite": all(math.isfinite(x) for x in norms),
+        "train_samples_per_second": final.get("train_samples_per_second"),
+        "peak_memory_gib": round(torch.cuda.max_memory_allocated() / 2**30, 2)
+        if torch.cuda.is_available()
+        else None,
+        "warnings": log["warnings"],
+    }
+
+
+def run_variant(
+    root: Path, config: dict, model: Path, name: str, training: dict, mix="all4", model_over=None
+) -> dict:
+    cell = cell_config(config, mix, "combined", 1, str(root), str(model))
+    cell["model"].update(model_over or {})
+    cell["training"].update(training)
+    cell["output_dir"] = str(root / "runs" / name)
+    torch.cuda.reset_peak_memory_stats() if torch.cuda.is_available() else None
+    start = time.perf_counter()
+    run_cell(cell)
+    result = summarize(Path(cell["output_dir"]), time.perf_counter() - start)
+    print(name, json.dumps(result), flush=True)
+    return result
+
+
+def run_torchrun(root: Path, config: dict, model: Path) -> dict:
+    cell = cell_config(config, "goemotions", "bce", 1, str(root), str(model))
+    cell["training"].update(precision="auto", num_train_epochs=1)
+    cell["output_dir"] = str(root / "runs" / "torchrun")
+    path = root / "torchrun_cell.json"
+    write_json(path, cell)
+    start = time.perf_counter()
+    done = subprocess.run(
+        ["torchrun", "--standalone", "--nproc_per_node=1", "-m", "emogrid.train", str(path)],
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode != 0:
+        return {"error": done.stderr[-3000:]}
+    result = summarize(Path(cell["output_dir"]), time.perf_counter() - start)
+    print("torchrun", json.dumps(result), flush=True)
+    return result
+
+
+def main() -> None:
+    out = Path(sys.argv[1])
+    root = out / "work"
+    config = load_demo_config(root)
+    # Paths in cell configs are relative to this root, as results/ is in the workflow.
+    config_root = root
+    model = prepare(config_root, config)
+    results = {
+        "torch": torch.__version__,
+        "cuda": torch.version.cuda,
+        "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
+    tiny = {"num_train_epochs": 2, "eval_steps": 50, "save_steps": 100, "gradient_checkpointing": True}
+    for name, extra in [
+        ("tiny_auto_checkpointing", {"precision": "auto"}),
+        ("tiny_fp16", {"precision": "fp16", "gradient_checkpointing": False}),
+        (
+            "tiny_bf16_deepspeed_zero2",
+            {"precision": "bf16", "deepspeed": str(REPO / "config/deepspeed_zero2.json")},
+        ),
+    ]:
+        try:
+            results[name] = run_variant(config_root, config, model, name, tiny | extra)
+        except Exception as error:  # report every variant, even when one fails
+            results[name] = {"error": repr(error)[-2000:]}
+            print(name, "FAILED", repr(error)[-2000:], flush=True)
+    results["torchrun_1proc"] = run_torchrun(config_root, config, model)
+    large = large_shaped_model(root, model)
+    for name, extra in [
+        ("large_bf16_b32", {"precision": "bf16", "gradient_checkpointing": False}),
+        ("large_bf16_b32_checkpointing", {"precision": "bf16", "gradient_checkpointing": True}),
+    ]:
+        try:
+            results[name] = run_variant(
+                config_root,
+                config,
+                large,
+                name,
+                {
+                    "max_steps": 60,
+                    "per_device_train_batch_size": 32,
+                    "learning_rate": 1e-5,
+                    "eval_steps": 0,
+                    "save_steps": 10_000,
+                    "logging_steps": 10,
+                }
+                | extra,
+                mix="goemotions",
+                model_over={"pooling": "cls"},
+            )
+        except Exception as error:
+            results[name] = {"error": repr(error)[-2000:]}
+            print(name, "FAILED", repr(error)[-2000:], flush=True)
+    write_json(out / "gpu_check.json", results)
+
+
+if __name__ == "__main__":
+    main()

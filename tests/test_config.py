@@ -1,0 +1,87 @@
+"""Config: schema and cross-field checks name the key; cells never train or tune on test files."""
+
+import copy
+
+import pytest
+from conftest import REPO_ROOT, load_config
+from snakemake.exceptions import WorkflowError
+from snakemake.utils import validate
+
+from emogrid.config import cell_config, check_config, grid_cells
+from emogrid.errors import ConfigError
+
+SCHEMA = str(REPO_ROOT / "schemas/config.schema.yaml")
+
+
+@pytest.fixture
+def config():
+    return load_config()
+
+
+def schema_error(config) -> str:
+    with pytest.raises(WorkflowError) as caught:
+        validate(config, SCHEMA)
+    return str(caught.value)
+
+
+def test_shipped_configs_are_valid():
+    for overlays in [(), ("config/demo.yaml",)]:
+        check_config(load_config(*overlays))
+
+
+def test_unknown_loss_type_names_the_key(config):
+    config["losses"]["focal"] = {"type": "focal"}
+    message = schema_error(config)
+    assert "focal" in message and "losses" in message
+
+
+def test_negative_learning_rate_names_the_key(config):
+    config["training"]["learning_rate"] = -1e-5
+    assert "learning_rate" in schema_error(config)
+
+
+def test_unknown_top_level_key_is_an_error(config):
+    config["trainig"] = {}
+    assert "trainig" in schema_error(config)
+
+
+def test_mix_with_unknown_dataset_names_the_key(config):
+    config["mixes"]["broken"] = {"goemotions": 1.0, "emobank": 1.0}
+    with pytest.raises(ConfigError, match=r"mixes\.broken\.emobank"):
+        check_config(config)
+
+
+def test_label_map_to_unknown_label_names_the_key(config):
+    config["datasets"]["isear"]["label_map"]["shame"] = "shyness"
+    with pytest.raises(ConfigError, match=r"datasets\.isear\.label_map"):
+        check_config(config)
+
+
+def test_unknown_evaluation_dataset_is_an_error(config):
+    config["evaluation"]["datasets"] = ["goemotions", "nope"]
+    with pytest.raises(ConfigError, match="evaluation.datasets"):
+        check_config(config)
+
+
+def test_grid_is_the_product_of_mixes_losses_and_seeds(config):
+    cells = grid_cells(config)
+    assert len(cells) == len(config["mixes"]) * len(config["losses"]) * len(config["seeds"])
+    assert len({(c["mix"], c["loss"], c["seed"]) for c in cells}) == len(cells)
+
+
+def test_cells_train_and_tune_only_on_train_and_validation(config):
+    for c in grid_cells(config):
+        cell = cell_config(config, c["mix"], c["loss"], c["seed"], "results", "results/model")
+        assert all(f.endswith("/train.parquet") for f in cell["train_files"])
+        assert all(f.endswith("/validation.parquet") for f in cell["validation_files"])
+        assert {f.split("/")[-2] for f in cell["train_files"]} == set(config["mixes"][c["mix"]])
+        assert cell["model"]["pooling"] in {"cls", "mean"}
+
+
+def test_cell_config_depends_only_on_its_own_settings(config):
+    """Adding a seed or a loss must not change the resolved config of an existing cell."""
+    before = cell_config(config, "all4", "bce", 1, "results", "results/model")
+    grown = copy.deepcopy(config)
+    grown["seeds"].append(99)
+    grown["losses"]["asl2"] = {"type": "asl", "gamma_neg": 2.0}
+    assert cell_config(grown, "all4", "bce", 1, "results", "results/model") == before
