@@ -14,6 +14,7 @@ import math
 import subprocess
 import sys
 import time
+import traceback
 from pathlib import Path
 
 import pandas as pd
@@ -147,6 +148,7 @@ def main() -> None:
         "cuda": torch.version.cuda,
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
+    only = sys.argv[2] if len(sys.argv) > 2 else None
     tiny = {"num_train_epochs": 2, "eval_steps": 50, "save_steps": 100, "gradient_checkpointing": True}
     for name, extra in [
         ("tiny_auto_checkpointing", {"precision": "auto"}),
@@ -156,11 +158,17 @@ def main() -> None:
             {"precision": "bf16", "deepspeed": str(REPO / "config/deepspeed_zero2.json")},
         ),
     ]:
+        if only and only not in name:
+            continue
         try:
             results[name] = run_variant(config_root, config, model, name, tiny | extra)
         except Exception as error:  # report every variant, even when one fails
+            traceback.print_exc()
             results[name] = {"error": repr(error)[-2000:]}
             print(name, "FAILED", repr(error)[-2000:], flush=True)
+    if only:
+        write_json(out / "gpu_check.json", results)
+        return
     results["torchrun_1proc"] = run_torchrun(config_root, config, model)
     large = large_shaped_model(root, model)
     for name, extra in [

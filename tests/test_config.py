@@ -3,10 +3,10 @@
 import copy
 
 import pytest
-from conftest import REPO_ROOT, load_config
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from conftest import REPO_ROOT, load_config
 from emogrid.config import cell_config, check_config, grid_cells
 from emogrid.errors import ConfigError
 

@@ -166,3 +166,11 @@ def test_run_cell_writes_predictions_log_and_run_info(make_cell, tmp_path):
     rerun = read_json(run_cell(cell) / "train_log.json")
     assert rerun["resumed_from"] and "checkpoint-" in rerun["resumed_from"]
     assert rerun["global_step"] == log["global_step"]
+
+
+def test_cuda_arch_list_loses_suffixes_deepspeed_cannot_parse():
+    from emogrid.train import plain_cuda_arch_list
+
+    assert plain_cuda_arch_list("9.0a") == "9.0"
+    assert plain_cuda_arch_list("8.0;8.6;9.0a+PTX") == "8.0;8.6;9.0+PTX"
+    assert plain_cuda_arch_list("10.0f 12.0a") == "10.0 12.0"

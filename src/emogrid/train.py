@@ -14,6 +14,7 @@ import argparse
 import math
 import os
 import platform
+import re
 import subprocess
 import sys
 import warnings
@@ -147,22 +148,30 @@ def load_frames(paths: list[str]) -> pd.DataFrame:
     return pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
 
 
-def single_process_distributed_env() -> None:
-    """DeepSpeed needs a process group even on one GPU; outside torchrun, make a one-process one."""
-    for key, value in {
-        "MASTER_ADDR": "127.0.0.1",
-        "MASTER_PORT": "29511",
-        "RANK": "0",
-        "LOCAL_RANK": "0",
-        "WORLD_SIZE": "1",
-    }.items():
+def deepspeed_env() -> None:
+    """Environment DeepSpeed needs that a plain `python -m emogrid.train` may not have.
+
+    - A process group even on one GPU: outside torchrun, a one-process one.
+    - DeepSpeed 0.19's op builder cannot parse arch-specific targets such as "9.0a" in
+      TORCH_CUDA_ARCH_LIST (seen on an H100 image that sets it): its JIT build of FusedAdam dies with
+      "invalid literal for int() ... '0a'". The plain target ("9.0") builds kernels that run there.
+    """
+    single_process = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29511", "RANK": "0", "LOCAL_RANK": "0"}
+    for key, value in (single_process | {"WORLD_SIZE": "1"}).items():
         os.environ.setdefault(key, value)
+    if "TORCH_CUDA_ARCH_LIST" in os.environ:
+        os.environ["TORCH_CUDA_ARCH_LIST"] = plain_cuda_arch_list(os.environ["TORCH_CUDA_ARCH_LIST"])
+
+
+def plain_cuda_arch_list(value: str) -> str:
+    """'8.0;9.0a+PTX' -> '8.0;9.0+PTX': drop the arch-specific suffixes DeepSpeed cannot parse."""
+    return re.sub(r"(\d+\.\d+)[a-z]", r"\1", value)
 
 
 def training_arguments(cell: dict, output_dir: Path) -> TrainingArguments:
     t = cell["training"]
     if t.get("deepspeed"):
-        single_process_distributed_env()
+        deepspeed_env()
     evaluate_during = t["eval_steps"] > 0
     return TrainingArguments(
         output_dir=str(output_dir),
