@@ -15,15 +15,30 @@ rule f1_tables:
             category="Results",
             labels={"table": "test macro-F1", "format": "csv"},
         ),
-        md=f"{RESULTS}/tables/f1_macro.md",
+        md=report(
+            f"{RESULTS}/tables/f1_macro.md",
+            caption="../report/f1_macro.rst",
+            category="Results",
+            labels={"table": "test macro-F1", "format": "markdown"},
+        ),
         html=report(
             f"{RESULTS}/tables/f1_macro.html",
             caption="../report/f1_macro.rst",
             category="Results",
             labels={"table": "test macro-F1", "format": "html"},
         ),
-        at_half=f"{RESULTS}/tables/f1_macro_at_0.5.csv",
-        micro=f"{RESULTS}/tables/f1_micro.csv",
+        at_half=report(
+            f"{RESULTS}/tables/f1_macro_at_0.5.csv",
+            caption="../report/f1_at_half.rst",
+            category="Results",
+            labels={"table": "test macro-F1 at 0.5", "format": "csv"},
+        ),
+        micro=report(
+            f"{RESULTS}/tables/f1_micro.csv",
+            caption="../report/f1_micro.rst",
+            category="Results",
+            labels={"table": "test micro-F1", "format": "csv"},
+        ),
     log:
         f"{RESULTS}/logs/f1_tables.log",
     script:
@@ -73,7 +88,12 @@ rule data_summary:
             category="Data",
             labels={"table": "preprocessing summary"},
         ),
-        label_counts=f"{RESULTS}/tables/data_summary_label_counts.csv",
+        label_counts=report(
+            f"{RESULTS}/tables/data_summary_label_counts.csv",
+            caption="../report/label_counts.rst",
+            category="Data",
+            labels={"table": "label counts (train)"},
+        ),
     log:
         f"{RESULTS}/logs/data_summary.log",
     params:

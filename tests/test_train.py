@@ -174,3 +174,14 @@ def test_cuda_arch_list_loses_suffixes_deepspeed_cannot_parse():
     assert plain_cuda_arch_list("9.0a") == "9.0"
     assert plain_cuda_arch_list("8.0;8.6;9.0a+PTX") == "8.0;8.6;9.0+PTX"
     assert plain_cuda_arch_list("10.0f 12.0a") == "10.0 12.0"
+
+
+def test_prior_bias_init_sets_logit_of_covered_label_frequency():
+    from emogrid.train import init_bias_from_prior
+
+    labels = np.array([[1, 0, 0], [1, 1, 0], [0, 0, 0], [0, 0, 0]], dtype=np.float32)
+    mask = np.array([[1, 1, 0], [1, 1, 0], [1, 1, 0], [1, 0, 0]], dtype=np.float32)
+    layer = torch.nn.Linear(4, 3)
+    init_bias_from_prior(layer, labels, mask)
+    expected = [np.log(0.5 / 0.5), np.log((1 / 3) / (2 / 3)), 0.0]  # label 2: never covered
+    np.testing.assert_allclose(layer.bias.detach().numpy(), expected, atol=1e-6)

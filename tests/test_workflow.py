@@ -17,19 +17,24 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake"]
 CONFIGS = ["--configfile", str(REPO_ROOT / "config/config.yaml"), str(REPO_ROOT / "config/demo.yaml")]
 
 
-def snakemake(workdir: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:
+def snakemake(
+    workdir: Path, *args: str, check: bool = True, overlay: str | None = None
+) -> subprocess.CompletedProcess:
     env = os.environ | {
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
         "PYTHONPATH": str(REPO_ROOT / "src"),
     }
+    # The shell rules call `python`: the one running the tests, with emogrid installed.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    configs = CONFIGS + ([overlay] if overlay else [])
     cmd = [
         *SNAKEMAKE,
         "--snakefile",
         str(REPO_ROOT / "Snakefile"),
         "--directory",
         str(workdir),
-        *CONFIGS,
+        *configs,
         *args,
     ]
     result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=workdir, timeout=1200)
@@ -119,3 +124,21 @@ def test_lint_is_clean(tmp_path):
     (tmp_path / "config").symlink_to(REPO_ROOT / "config")
     result = snakemake(tmp_path, "--lint", check=False)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    ("overlay", "key"),
+    [
+        ("training: {learning_rate: -0.1}", "learning_rate"),
+        ("mixes: {bad: {goemotions: 1.0, emobank: 1.0}}", "mixes.bad.emobank"),
+        ("losses: {focal: {type: focal}}", "focal"),
+        ("trainig: {epochs: 3}", "trainig"),
+    ],
+)
+def test_bad_config_fails_before_any_job_naming_the_key(tmp_path, overlay, key):
+    (tmp_path / "config").symlink_to(REPO_ROOT / "config")
+    (tmp_path / "bad.yaml").write_text(overlay + "\n")
+    result = snakemake(tmp_path, "-n", "--cores", "1", check=False, overlay=str(tmp_path / "bad.yaml"))
+    assert result.returncode != 0
+    assert key in result.stdout + result.stderr
+    assert not (tmp_path / "results").exists()

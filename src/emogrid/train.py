@@ -287,6 +287,20 @@ def predict_split(trainer: Trainer, frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
+def init_bias_from_prior(classifier: torch.nn.Linear, labels: np.ndarray, mask: np.ndarray) -> None:
+    """Start each label's logit at its training prior (as in the focal-loss paper) instead of 0.
+
+    Multi-label targets are mostly negatives; from a zero bias the first steps are spent pushing every
+    output down, which can flatten the representation of a freshly initialised encoder. Labels no
+    training row covers keep bias 0.
+    """
+    covered = mask.sum(axis=0)
+    prior = np.where(covered > 0, (labels * mask).sum(axis=0) / np.maximum(covered, 1), 0.5)
+    prior = np.clip(prior, 1e-3, 0.5)
+    with torch.no_grad():
+        classifier.bias.copy_(torch.from_numpy(np.log(prior / (1 - prior))).to(classifier.bias.dtype))
+
+
 def build_trainer(cell: dict, callbacks: list | None = None) -> tuple[EmotionTrainer, GradientHealthCallback]:
     """The Trainer for one cell, ready to train: model, mixture sampler, loss and callbacks."""
     seed = cell["cell"]["seed"]
@@ -294,6 +308,8 @@ def build_trainer(cell: dict, callbacks: list | None = None) -> tuple[EmotionTra
     tokenizer = load_tokenizer(cell["model"]["path"])
     model = load_classifier(cell["model"]["path"], len(cell["labels"]), cell["model"]["pooling"])
     train = EncodedExamples(load_frames(cell["train_files"]))
+    if cell["training"].get("prior_bias_init", True):
+        init_bias_from_prior(model.classifier, train.labels, train.label_mask)
     mix_names = list(cell["mix"])
     args = training_arguments(cell, Path(cell["output_dir"]) / "checkpoints")
     sampler = MixtureLengthSampler(
