@@ -97,9 +97,9 @@ def test_demo_eval_reports_tune_on_validation(demo_run):
 
 @pytest.mark.slow
 def test_demo_learns_something(demo_run):
-    """The synthetic text carries its labels' keywords: the tiny model must beat a coin flip on it."""
+    """The synthetic text carries its labels' keywords: every cell must learn them, far above chance."""
     table = pd.read_csv(demo_run / "tables/f1_macro.csv")
-    assert table[table["dataset"] == "goemotions"]["mean"].max() > 0.2
+    assert table[table["dataset"] == "goemotions"]["mean"].min() > 0.3
 
 
 @pytest.mark.slow

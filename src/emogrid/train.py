@@ -308,7 +308,7 @@ def build_trainer(cell: dict, callbacks: list | None = None) -> tuple[EmotionTra
     tokenizer = load_tokenizer(cell["model"]["path"])
     model = load_classifier(cell["model"]["path"], len(cell["labels"]), cell["model"]["pooling"])
     train = EncodedExamples(load_frames(cell["train_files"]))
-    if cell["training"].get("prior_bias_init", True):
+    if cell["loss"].get("prior_bias_init", True):
         init_bias_from_prior(model.classifier, train.labels, train.label_mask)
     mix_names = list(cell["mix"])
     args = training_arguments(cell, Path(cell["output_dir"]) / "checkpoints")
