@@ -114,7 +114,8 @@ def test_demo_data_summary_counts_every_row(demo_run):
 def test_rerun_is_a_no_op_and_a_new_seed_runs_only_new_cells(demo_run):
     workdir = demo_run.parent
     assert "Nothing to be done" in snakemake(workdir, "-n", "--cores", "1").stdout
-    dry = snakemake(workdir, "-n", "--cores", "1", "--config", "seeds=[1,2]").stdout
+    (workdir / "two_seeds.yaml").write_text("seeds: [1, 2]\n")
+    dry = snakemake(workdir, "-n", "--cores", "1", overlay=str(workdir / "two_seeds.yaml")).stdout
     train_outputs = re.findall(r"rule train:\n(?:.*\n)*?\s+output: (.*)", dry)
     assert len(train_outputs) == 6
     assert all("seed2" in out and "seed1" not in out for out in train_outputs)
