@@ -36,6 +36,10 @@ def model_dir():
     return f"{RESULTS}/model"
 
 
+def get_dataset_config(wildcards):
+    return config["datasets"][wildcards.dataset]
+
+
 def get_source_files(wildcards):
     """Local copies of a dataset's files, when the config names a source directory."""
     ds = config["datasets"][wildcards.dataset]

@@ -22,7 +22,7 @@ rule fetch_raw:
     log:
         f"{RESULTS}/logs/fetch_raw/{{dataset}}.log",
     params:
-        dataset_config=lambda wildcards: config["datasets"][wildcards.dataset],
+        dataset_config=get_dataset_config,
         verify_md5=config["data"]["verify_md5"],
     script:
         "../workflow_scripts/fetch_raw.py"

@@ -71,7 +71,7 @@ rule plots:
     log:
         f"{RESULTS}/logs/plots.log",
     params:
-        heatmap_dataset=lambda wildcards: evaluation_datasets(config)[0],
+        heatmap_dataset=evaluation_datasets(config)[0],
     script:
         "../workflow_scripts/plots.py"
 
