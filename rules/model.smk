@@ -1,7 +1,3 @@
-localrules:
-    fetch_model,
-
-
 if config["model"]["build_tiny"]:
 
     rule build_tiny_model:
@@ -15,6 +11,10 @@ if config["model"]["build_tiny"]:
             "../workflow_scripts/build_tiny_model.py"
 
 elif not Path(config["model"]["name"]).is_dir():
+
+    # Compute nodes often have no internet: the hub download runs where snakemake runs.
+    localrules:
+        fetch_model,
 
     rule fetch_model:
         output:
