@@ -151,3 +151,20 @@ def test_train_jobs_with_several_gpus_launch_torchrun(tmp_path):
     assert "torchrun --standalone --nproc_per_node=4 -m emogrid.train" in dry
     single = snakemake(tmp_path, "-n", "-p", "--cores", "1").stdout
     assert "python -m emogrid.train" in single and "torchrun" not in single
+
+
+@pytest.mark.parametrize("overlays", [(), ("config/demo.yaml",)])
+def test_methods_caption_states_the_actual_config(overlays):
+    from jinja2 import Environment, StrictUndefined
+
+    from conftest import load_config
+
+    config = load_config(*overlays)
+    template = (REPO_ROOT / "report/workflow.rst").read_text()
+    # Snakemake renders captions with these Jinja settings.
+    env = Environment(trim_blocks=True, lstrip_blocks=True, undefined=StrictUndefined)
+    text = env.from_string(template).render(snakemake=type("S", (), {"config": config}))
+    assert "shame → embarrassment" in text and "guilt → remorse" in text
+    assert f"``{config['model']['name']}``" in text
+    assert ("**not** verified" in text) == (not config["data"]["verify_md5"])
+    assert text.count("\n- **") == len(config["datasets"]) + len(config["losses"])
