@@ -185,3 +185,37 @@ def test_prior_bias_init_sets_logit_of_covered_label_frequency():
     init_bias_from_prior(layer, labels, mask)
     expected = [np.log(0.5 / 0.5), np.log((1 / 3) / (2 / 3)), 0.0]  # label 2: never covered
     np.testing.assert_allclose(layer.bias.detach().numpy(), expected, atol=1e-6)
+
+
+@pytest.mark.slow
+def test_torchrun_with_two_processes_trains_and_writes_every_prediction_once(make_cell, tmp_path):
+    """The multi-GPU launch path, on CPU: two processes (gloo), outputs written by rank 0 only."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from emogrid.io import write_json
+
+    cell = make_cell(num_train_epochs=1, eval_steps=4, output_dir=tmp_path / "ddp")
+    write_json(tmp_path / "cell.json", cell)
+    torchrun = Path(sys.executable).parent / "torchrun"
+    done = subprocess.run(
+        [
+            str(torchrun),
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "emogrid.train",
+            str(tmp_path / "cell.json"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=os.environ | {"OMP_NUM_THREADS": "1"},
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    out = tmp_path / "ddp"
+    assert read_json(out / "run_info.json")["world_size"] == 2
+    predictions = pd.read_parquet(out / "predictions.parquet")
+    assert len(predictions) == 4 * 32 and predictions["id"].is_unique

@@ -275,6 +275,15 @@ def predict_split(trainer: Trainer, frame: pd.DataFrame) -> pd.DataFrame:
     output = trainer.predict(WithDatasetIndex(EncodedExamples(ordered), sorted(set(ordered["dataset"]))))
     logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
     probs = torch.sigmoid(torch.from_numpy(np.asarray(logits, dtype=np.float32))).numpy()
+    # Under torchrun the rows come back gathered from every process: check they are still in order.
+    gathered_labels = output.label_ids[0] if output.label_ids is not None else None
+    expected_labels = np.stack(ordered["labels"].to_numpy())
+    if len(probs) != len(ordered) or (
+        gathered_labels is not None and not np.array_equal(gathered_labels, expected_labels)
+    ):
+        raise RuntimeError(
+            f"predictions for {len(probs)} rows do not line up with the {len(ordered)} examples"
+        )
     return pd.DataFrame(
         {
             "dataset": ordered["dataset"],
@@ -353,15 +362,13 @@ def run_cell(cell: dict) -> Path:
     if not math.isfinite(result.training_loss):
         raise FloatingPointError(f"cell {cell['name']}: training loss is {result.training_loss}")
 
+    # Every process predicts: under torchrun, predict() shards the rows and gathers them back in order.
+    eval_frames = load_frames(cell["eval_files"])
+    predictions = pd.concat(
+        [predict_split(trainer, part) for _, part in eval_frames.groupby(["dataset", "split"], sort=True)],
+        ignore_index=True,
+    )
     if trainer.is_world_process_zero():
-        eval_frames = load_frames(cell["eval_files"])
-        predictions = pd.concat(
-            [
-                predict_split(trainer, part)
-                for _, part in eval_frames.groupby(["dataset", "split"], sort=True)
-            ],
-            ignore_index=True,
-        )
         write_parquet(out_dir / "predictions.parquet", predictions)
         write_json(
             out_dir / "train_log.json",
