@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from sklearn.metrics import f1_score
 from transformers import (
     Trainer,
     TrainerCallback,
@@ -32,6 +31,7 @@ from transformers import (
 from transformers.trainer_utils import get_last_checkpoint
 
 from emogrid.batching import EncodedExamples, MixtureLengthSampler, MultiLabelCollator, mixture_weights
+from emogrid.evaluate import score
 from emogrid.io import read_json, write_json, write_parquet
 from emogrid.losses import build_loss
 from emogrid.modeling import load_classifier
@@ -122,9 +122,11 @@ def masked_macro_f1(logits: np.ndarray, labels: np.ndarray, mask: np.ndarray, in
     scores = []
     for d in np.unique(index):
         rows = index == d
-        covered = mask[rows].max(axis=0) > 0
-        preds = (logits[rows][:, covered] > 0).astype(int)
-        scores.append(f1_score(labels[rows][:, covered].astype(int), preds, average="macro", zero_division=0))
+        covered = np.flatnonzero(mask[rows].max(axis=0) > 0)
+        # prob >= 0.5 <=> logit >= 0, the same rule emogrid.evaluate applies.
+        predicted = logits[rows] >= 0
+        names = [str(i) for i in range(labels.shape[1])]
+        scores.append(score(labels[rows], predicted, covered, names)["f1_macro"])
     return float(np.mean(scores))
 
 
