@@ -403,7 +403,12 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("cell_config", help="resolved cell JSON written by the workflow")
     args = parser.parse_args(argv)
-    run_cell(read_json(args.cell_config))
+    try:
+        run_cell(read_json(args.cell_config))
+    finally:
+        # Release the process group torchrun or DeepSpeed set up, so NCCL does not leak it.
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
 
 
 if __name__ == "__main__":
