@@ -80,19 +80,29 @@ rule data_summary:
     input:
         expand(f"{RESULTS}/data/{{dataset}}/summary.json", dataset=DATASETS),
     output:
-        md=f"{RESULTS}/tables/data_summary.md",
-        csv=f"{RESULTS}/tables/data_summary.csv",
+        md=report(
+            f"{RESULTS}/tables/data_summary.md",
+            caption="../report/data_summary.rst",
+            category="Data",
+            labels={"table": "preprocessing summary", "format": "markdown"},
+        ),
+        csv=report(
+            f"{RESULTS}/tables/data_summary.csv",
+            caption="../report/data_summary.rst",
+            category="Data",
+            labels={"table": "preprocessing summary", "format": "csv"},
+        ),
         html=report(
             f"{RESULTS}/tables/data_summary.html",
             caption="../report/data_summary.rst",
             category="Data",
-            labels={"table": "preprocessing summary"},
+            labels={"table": "preprocessing summary", "format": "html"},
         ),
         label_counts=report(
             f"{RESULTS}/tables/data_summary_label_counts.csv",
             caption="../report/label_counts.rst",
             category="Data",
-            labels={"table": "label counts (train)"},
+            labels={"table": "label counts (train)", "format": "csv"},
         ),
     log:
         f"{RESULTS}/logs/data_summary.log",
