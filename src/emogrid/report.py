@@ -237,7 +237,8 @@ def plot_f1_bars(long_df: pd.DataFrame, path: str | Path, metric: str = "f1_macr
                 positions,
                 means,
                 bar_width,
-                yerr=np.nan_to_num(stds),
+                # NaN entries draw nothing: no zero-width bar pretending the spread is 0.
+                yerr=np.asarray(stds, dtype=float),
                 capsize=3,
                 color=colours[mix_index],
                 label=mix,
@@ -247,7 +248,9 @@ def plot_f1_bars(long_df: pd.DataFrame, path: str | Path, metric: str = "f1_macr
         axis.set_ylim(0, 1)
         axis.grid(axis="y", alpha=0.3)
     axes[0].set_ylabel(f"test {metric}")
-    axes[-1].legend(title="mix", fontsize="small")
+    # Outside the panels: bars start at 0, so any corner inside would hide one.
+    handles, names = axes[-1].get_legend_handles_labels()
+    figure.legend(handles, names, title="mix", loc="outside right center", fontsize="small")
     _save_png(figure, path)
 
 
