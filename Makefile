@@ -22,8 +22,8 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 demo: $(BIN)/.installed
-	$(BIN)/snakemake --cores $(CORES) --configfile config/config.yaml config/demo.yaml --profile profiles/local
-	$(BIN)/snakemake --cores $(CORES) --configfile config/config.yaml config/demo.yaml --profile profiles/local \
+	$(BIN)/snakemake --cores $(CORES) --configfile config/config.yaml config/demo.yaml
+	$(BIN)/snakemake --cores $(CORES) --configfile config/config.yaml config/demo.yaml \
 		--report results/report.html
 
 test: $(BIN)/.installed

@@ -23,6 +23,10 @@ include: "rules/train.smk"
 include: "rules/report.smk"
 
 
+localrules:
+    all,
+
+
 rule all:
     default_target: True
     input:

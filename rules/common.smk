@@ -9,6 +9,7 @@ from emogrid.config import (
     check_config,
     evaluation_datasets,
     grid_cells,
+    requested_gpus,
     token_file,
 )
 
@@ -66,9 +67,20 @@ def get_cell(wildcards):
 
 def get_launcher(wildcards, resources):
     """One process per GPU: torchrun when a job gets more than one GPU, plain python otherwise."""
-    if int(resources.gpu) > 1:
-        return f"torchrun --standalone --nproc_per_node={resources.gpu}"
+    gpus = requested_gpus(resources.get("gpu"), resources.get("gres"))
+    if gpus > 1:
+        return f"torchrun --standalone --nproc_per_node={gpus}"
     return "python"
+
+
+def get_train_mem_mb(wildcards, attempt):
+    """More memory on each retry: an out-of-memory kill is the usual reason for one."""
+    return config["training"]["mem_mb"] * attempt
+
+
+def get_train_runtime(wildcards, attempt):
+    """A longer time limit on each retry; the retry resumes from the last checkpoint."""
+    return config["training"]["runtime"] * attempt
 
 
 def get_train_inputs(wildcards):
@@ -90,6 +102,7 @@ def get_final_output():
         f"{RESULTS}/tables/f1_macro.csv",
         f"{RESULTS}/tables/data_summary.html",
         f"{RESULTS}/tables/runs.html",
+        f"{RESULTS}/gpu_check.html",
         f"{RESULTS}/plots/f1_macro_bars.png",
         f"{RESULTS}/plots/per_class_f1.png",
         f"{RESULTS}/plots/training_curves.png",

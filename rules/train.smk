@@ -1,5 +1,7 @@
+# Cheap bookkeeping runs where snakemake runs, never as a cluster job.
 localrules:
     cell_config,
+    evaluate,
 
 
 rule cell_config:
@@ -29,10 +31,13 @@ rule train:
         f"{RESULTS}/benchmarks/train/{{mix}}/{{loss}}/seed{{seed}}.tsv"
     resources:
         gpu=config["training"]["gpus"],
+        mem_mb=get_train_mem_mb,
+        runtime=get_train_runtime,
     params:
         launcher=get_launcher,
     shell:
-        "{params.launcher} -m emogrid.train {input.cell} > {log} 2>&1"
+        # Appends: each attempt's log (killed, resumed) stays readable after a retry.
+        "{params.launcher} -m emogrid.train {input.cell} >> {log} 2>&1"
 
 
 rule evaluate:
@@ -47,3 +52,23 @@ rule evaluate:
         grid=config["evaluation"]["threshold_grid"],
     script:
         "../workflow_scripts/evaluate.py"
+
+
+rule check_gpu:
+    output:
+        json=f"{RESULTS}/gpu_check.json",
+        html=report(
+            f"{RESULTS}/gpu_check.html",
+            caption="../report/gpu_check.rst",
+            category="Training",
+            labels={"table": "GPU check"},
+        ),
+    log:
+        f"{RESULTS}/logs/check_gpu.log",
+    resources:
+        # The training jobs' GPU request, so it sees what they see.
+        gpu=config["training"]["gpus"],
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        "python -m emogrid.devices {output.json} {output.html} > {log} 2>&1"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from itertools import product
 
 from emogrid.errors import ConfigError
@@ -102,3 +103,20 @@ def cell_config(config: dict, mix: str, loss: str, seed: int, results: str, mode
         "training": dict(config["training"]),
         "output_dir": cell_dir(results, mix, loss, seed),
     }
+
+
+def requested_gpus(gpu: int | str | None, gres: str | None) -> int:
+    """GPUs a job asked the scheduler for: the `gpu` resource, or a GRES such as "gpu:2" or "gpu:a100:2".
+
+    Sites that only accept GRES request GPUs that way; the launcher must still start one process per GPU.
+    """
+    from_gres = 0
+    if gres:
+        match = re.fullmatch(r"gpu(?::([A-Za-z0-9_.]+))?(?::(\d+))?", str(gres).strip())
+        if match is None:
+            raise ConfigError("resources.gres", f"{gres!r} is not a GPU GRES such as 'gpu:2' or 'gpu:a100:2'")
+        model, count = match.groups()
+        if count is None and model is not None and model.isdigit():
+            count = model
+        from_gres = int(count) if count else 1
+    return max(int(gpu or 0), from_gres)

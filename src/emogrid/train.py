@@ -15,6 +15,7 @@ import math
 import os
 import platform
 import re
+import signal
 import subprocess
 import sys
 import warnings
@@ -28,13 +29,16 @@ from transformers import (
     TrainerCallback,
     TrainingArguments,
 )
+from transformers.trainer_callback import TrainerState
 from transformers.trainer_utils import get_last_checkpoint
 
 from emogrid.batching import EncodedExamples, MixtureLengthSampler, MultiLabelCollator, mixture_weights
+from emogrid.devices import cpu_fallback_message, describe_devices
 from emogrid.evaluate import score
 from emogrid.io import read_json, write_json, write_parquet
 from emogrid.losses import build_loss
 from emogrid.modeling import load_classifier
+from emogrid.preemption import Preempted, StopOnSignal
 from emogrid.tokenize import load_tokenizer
 
 SECRET_MARKERS = ("TOKEN", "KEY", "SECRET", "PASSWORD")
@@ -246,16 +250,6 @@ def package_versions() -> dict[str, str]:
     return found
 
 
-def device_description() -> dict:
-    if torch.cuda.is_available():
-        return {
-            "type": "cuda",
-            "count": torch.cuda.device_count(),
-            "names": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())],
-        }
-    return {"type": "cpu", "count": 0, "names": [platform.processor() or platform.machine()]}
-
-
 def scrub(value):
     """Drop anything that looks like a credential before it reaches a file."""
     if isinstance(value, dict):
@@ -351,33 +345,66 @@ def build_trainer(cell: dict, callbacks: list | None = None) -> tuple[EmotionTra
     return trainer, health
 
 
+def start_step(checkpoint: str | None) -> int:
+    """The optimizer step a run resumes at: 0 for a fresh run."""
+    if not checkpoint:
+        return 0
+    return TrainerState.load_from_json(str(Path(checkpoint) / "trainer_state.json")).global_step
+
+
 def run_cell(cell: dict) -> Path:
     out_dir = Path(cell["output_dir"])
     checkpoints = out_dir / "checkpoints"
     seed = cell["cell"]["seed"]
-    trainer, health = build_trainer(cell)
-    args = trainer.args
-    last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
-    if last:
-        print(f"resuming from {last}", file=sys.stderr)
-    result = trainer.train(resume_from_checkpoint=last)
-    if not math.isfinite(result.training_loss):
-        raise FloatingPointError(f"cell {cell['name']}: training loss is {result.training_loss}")
+    devices = describe_devices()
+    warnings_seen = []
+    fallback = cpu_fallback_message(devices)
+    if fallback:
+        print(fallback, file=sys.stderr, flush=True)
+        warnings_seen.append(fallback)
+    stop = StopOnSignal().install()
+    try:
+        trainer, health = build_trainer(cell, callbacks=[stop])
+        args = trainer.args
+        last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+        first_step = start_step(last)
+        print(
+            f"emogrid: cell {cell['name']}: starting at step {first_step}"
+            + (f" (resuming from {last})" if last else " (no checkpoint: fresh start)"),
+            file=sys.stderr,
+            flush=True,
+        )
+        result = trainer.train(resume_from_checkpoint=last)
+        if stop.stopped_at is not None:
+            signum = stop.received or signal.SIGTERM
+            raise Preempted(
+                f"cell {cell['name']}: stopped by {signal.Signals(signum).name} after saving the "
+                f"checkpoint of step {stop.stopped_at} in {checkpoints}; rerunning the cell resumes from it",
+                signum,
+            )
+        if not math.isfinite(result.training_loss):
+            raise FloatingPointError(f"cell {cell['name']}: training loss is {result.training_loss}")
 
-    # Every process predicts: under torchrun, predict() shards the rows and gathers them back in order.
-    eval_frames = load_frames(cell["eval_files"])
-    predictions = pd.concat(
-        [predict_split(trainer, part) for _, part in eval_frames.groupby(["dataset", "split"], sort=True)],
-        ignore_index=True,
-    )
+        # Every process predicts: under torchrun, predict() shards the rows and gathers them back in order.
+        eval_frames = load_frames(cell["eval_files"])
+        predictions = pd.concat(
+            [
+                predict_split(trainer, part)
+                for _, part in eval_frames.groupby(["dataset", "split"], sort=True)
+            ],
+            ignore_index=True,
+        )
+    finally:
+        stop.uninstall()
     if trainer.is_world_process_zero():
         write_parquet(out_dir / "predictions.parquet", predictions)
         write_json(
             out_dir / "train_log.json",
             {
                 "log_history": trainer.state.log_history,
-                "warnings": health.warnings,
+                "warnings": warnings_seen + health.warnings,
                 "resumed_from": last,
+                "start_step": first_step,
                 "global_step": trainer.state.global_step,
             },
         )
@@ -389,7 +416,7 @@ def run_cell(cell: dict) -> Path:
                     "seed": seed,
                     "git_commit": git_commit(),
                     "versions": package_versions(),
-                    "device": device_description(),
+                    "device": devices,
                     "world_size": args.world_size,
                     "precision": resolve_precision(cell["training"]["precision"]),
                     "config": cell,
@@ -405,6 +432,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     try:
         run_cell(read_json(args.cell_config))
+    except Preempted as stopped:
+        print(f"emogrid: {stopped}", file=sys.stderr, flush=True)
+        sys.exit(stopped.exit_code)
     finally:
         # Release the process group torchrun or DeepSpeed set up, so NCCL does not leak it.
         if torch.distributed.is_available() and torch.distributed.is_initialized():

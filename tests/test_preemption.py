@@ -1,0 +1,102 @@
+"""SIGTERM (SLURM's time limit, preemption, scancel) saves a checkpoint; the rerun resumes from it."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pandas as pd
+import pytest
+import torch
+
+from emogrid.devices import cpu_fallback_message, describe_devices
+from emogrid.io import read_json, write_json
+from emogrid.train import run_cell
+
+
+def start_training(cell_path, log_path):
+    env = os.environ | {"OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    with open(log_path, "w") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "emogrid.train", str(cell_path)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+
+
+def wait_for_step(log_path, process, min_logged_steps=3, timeout=300):
+    """Wait until training has logged a few steps (logging_steps=1), so the signal lands mid-run."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = log_path.read_text() if log_path.exists() else ""
+        if text.count("'loss'") >= min_logged_steps:
+            return
+        if process.poll() is not None:
+            raise AssertionError(f"training ended before the signal was sent:\n{text[-3000:]}")
+        time.sleep(0.2)
+    raise AssertionError("training never started logging steps")
+
+
+@pytest.mark.slow
+def test_sigterm_checkpoints_mid_run_and_the_rerun_resumes_there(make_cell, tmp_path):
+    # save_steps beyond max_steps: the only mid-run checkpoint is the one the signal makes.
+    cell = make_cell(max_steps=300, save_steps=10_000, save_total_limit=2, output_dir=tmp_path / "cell")
+    write_json(tmp_path / "cell.json", cell)
+    log_path = tmp_path / "first.log"
+    process = start_training(tmp_path / "cell.json", log_path)
+    wait_for_step(log_path, process)
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=120) == 128 + signal.SIGTERM
+    text = log_path.read_text()
+    assert "received SIGTERM" in text and "rerunning the cell resumes from it" in text
+    checkpoints = sorted((tmp_path / "cell" / "checkpoints").glob("checkpoint-*"))
+    assert len(checkpoints) == 1, checkpoints
+    stopped_at = int(checkpoints[0].name.split("-")[1])
+    assert 0 < stopped_at < 300
+    # Nothing a later rule reads was written: the job counts as failed and will be rerun.
+    assert not (tmp_path / "cell" / "predictions.parquet").exists()
+
+    rerun = read_json(run_cell(cell) / "train_log.json")
+    assert rerun["start_step"] == stopped_at
+    assert rerun["resumed_from"].endswith(f"checkpoint-{stopped_at}")
+    assert rerun["global_step"] == 300
+    assert "starting at step" in text and "fresh start" in text
+
+
+def test_last_step_is_checkpointed_so_a_rerun_only_predicts(make_cell, tmp_path):
+    # 24 steps, save_steps 1000: without the final checkpoint nothing would be saved at all.
+    cell = make_cell(num_train_epochs=1, save_steps=1000, output_dir=tmp_path / "cell")
+    first = run_cell(cell)
+    log = read_json(first / "train_log.json")
+    before = pd.read_parquet(first / "predictions.parquet")
+    assert (first / "checkpoints" / f"checkpoint-{log['global_step']}").is_dir()
+    (first / "predictions.parquet").unlink()
+    again = read_json(run_cell(cell) / "train_log.json")
+    assert again["start_step"] == log["global_step"] == again["global_step"]
+    after = pd.read_parquet(first / "predictions.parquet")
+    pd.testing.assert_frame_equal(before, after)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the fallback on a machine without CUDA")
+def test_assigned_gpu_without_cuda_falls_back_to_cpu_with_a_clear_message(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0")
+    monkeypatch.setenv("SLURM_JOB_ID", "42")
+    seen = describe_devices()
+    assert seen["CUDA_VISIBLE_DEVICES"] == "0" and seen["device_count"] == 0
+    assert seen["scheduler"]["SLURM_JOB_ID"] == "42"
+    assert "CUDA_VISIBLE_DEVICES=0 was assigned" in seen["fallback"] and "running on CPU" in seen["fallback"]
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
+    assert cpu_fallback_message(describe_devices()) is None
+
+
+def test_gpu_check_cli_writes_json_and_html(tmp_path, monkeypatch):
+    from emogrid.devices import main
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    main([str(tmp_path / "gpu.json"), str(tmp_path / "gpu.html")])
+    seen = read_json(tmp_path / "gpu.json")
+    assert seen["CUDA_VISIBLE_DEVICES"] == "0,1"
+    assert seen["device_count"] == torch.cuda.device_count()
+    assert "torch.cuda.device_count()" in (tmp_path / "gpu.html").read_text()
