@@ -85,3 +85,27 @@ def test_cell_config_depends_only_on_its_own_settings(config):
     grown["seeds"].append(99)
     grown["losses"]["asl2"] = {"type": "asl", "gamma_neg": 2.0}
     assert cell_config(grown, "all4", "bce", 1, "results", "results/model") == before
+
+
+def test_grid_selects_named_losses_and_mixes(config):
+    config["grid"] = {"losses": ["asl"], "mixes": ["all4"]}
+    cells = grid_cells(config)
+    assert {(c["mix"], c["loss"]) for c in cells} == {("all4", "asl")}
+    assert len(cells) == len(config["seeds"])
+
+
+def test_grid_naming_an_unknown_loss_names_the_key(config):
+    config["grid"] = {"losses": ["focal"]}
+    with pytest.raises(ConfigError, match=r"grid\.losses.*focal"):
+        check_config(config)
+
+
+def test_gpu_count_comes_from_gpu_or_gres():
+    from emogrid.config import requested_gpus
+
+    assert requested_gpus(1, None) == 1
+    assert requested_gpus(0, "gpu:2") == 2
+    assert requested_gpus(0, "gpu:a100:4") == 4
+    assert requested_gpus(0, "gpu") == 1
+    with pytest.raises(ConfigError, match="gres"):
+        requested_gpus(0, "shard:2")

@@ -100,3 +100,17 @@ def test_gpu_check_cli_writes_json_and_html(tmp_path, monkeypatch):
     assert seen["CUDA_VISIBLE_DEVICES"] == "0,1"
     assert seen["device_count"] == torch.cuda.device_count()
     assert "torch.cuda.device_count()" in (tmp_path / "gpu.html").read_text()
+
+
+def test_checkpoints_from_other_settings_are_not_resumed(make_cell, tmp_path, capfd):
+    cell = make_cell(num_train_epochs=1, save_steps=1000, output_dir=tmp_path / "cell")
+    steps = read_json(run_cell(cell) / "train_log.json")["global_step"]
+    # A longer time limit (what a retry gets) changes nothing that training computes: resume.
+    (tmp_path / "cell" / "predictions.parquet").unlink()
+    longer = {**cell, "training": {**cell["training"], "runtime": 10 * cell["training"]["runtime"]}}
+    assert read_json(run_cell(longer) / "train_log.json")["start_step"] == steps
+    # A new learning rate does: the old checkpoints are deleted and the cell starts from step 0.
+    changed = {**cell, "training": {**cell["training"], "learning_rate": 1e-3}}
+    capfd.readouterr()
+    assert read_json(run_cell(changed) / "train_log.json")["start_step"] == 0
+    assert "written with other settings" in capfd.readouterr().err

@@ -49,6 +49,12 @@ def check_config(config: dict) -> None:
         for name in weights:
             if name not in datasets:
                 raise ConfigError(f"mixes.{mix}.{name}", f"unknown dataset; configured: {sorted(datasets)}")
+    for dimension in ("losses", "mixes"):
+        for name in (config.get("grid") or {}).get(dimension) or []:
+            if name not in config[dimension]:
+                raise ConfigError(
+                    f"grid.{dimension}", f"unknown name {name!r}; configured: {sorted(config[dimension])}"
+                )
     for name in config["evaluation"].get("datasets", []):
         if name not in datasets:
             raise ConfigError(
@@ -66,11 +72,19 @@ def evaluation_datasets(config: dict) -> list[str]:
     return list(config["evaluation"].get("datasets") or config["datasets"])
 
 
+def grid_names(config: dict, dimension: str) -> list[str]:
+    """The losses or mixes in the grid: `grid.<dimension>` when set, else every named one."""
+    chosen = (config.get("grid") or {}).get(dimension)
+    return list(chosen) if chosen else list(config[dimension])
+
+
 def grid_cells(config: dict) -> list[dict]:
     """Every (mix, loss, seed) cell of the grid."""
     return [
         {"mix": mix, "loss": loss, "seed": seed}
-        for mix, loss, seed in product(config["mixes"], config["losses"], config["seeds"])
+        for mix, loss, seed in product(
+            grid_names(config, "mixes"), grid_names(config, "losses"), config["seeds"]
+        )
     ]
 
 

@@ -11,10 +11,12 @@ Under torchrun (one process per GPU) only the main process writes outputs.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import platform
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -352,6 +354,47 @@ def start_step(checkpoint: str | None) -> int:
     return TrainerState.load_from_json(str(Path(checkpoint) / "trainer_state.json")).global_step
 
 
+# Settings that do not change what training computes: a checkpoint stays valid when only these change
+# (a longer time limit for the retry, say).
+NOT_TRAINING_IDENTITY = (
+    "mem_mb",
+    "runtime",
+    "save_steps",
+    "save_total_limit",
+    "logging_steps",
+    "tiny_grad_norm",
+    "tiny_grad_patience",
+)
+
+
+def training_identity(cell: dict) -> dict:
+    """What a checkpoint depends on: the cell minus evaluation targets and bookkeeping settings."""
+    identity = {k: v for k, v in cell.items() if k != "eval_files"}
+    identity["training"] = {k: v for k, v in cell["training"].items() if k not in NOT_TRAINING_IDENTITY}
+    return identity
+
+
+def discard_stale_checkpoints(checkpoints: Path, cell: dict) -> None:
+    """Checkpoints written under other settings (a new learning rate, more epochs) are not resumed.
+
+    Otherwise a changed cell would silently continue an old run. The settings are stamped next to the
+    checkpoints; on a mismatch they are deleted and the cell starts fresh, which the log says.
+    """
+    stamp = checkpoints / "training_identity.json"
+    identity = json.loads(json.dumps(training_identity(cell), default=str))
+    if any(checkpoints.glob("checkpoint-*")):
+        if stamp.exists() and read_json(stamp) == identity:
+            return
+        print(
+            f"emogrid: cell {cell['name']}: the checkpoints in {checkpoints} were written with other "
+            "settings; deleting them and starting fresh",
+            file=sys.stderr,
+            flush=True,
+        )
+        shutil.rmtree(checkpoints)
+    write_json(stamp, identity)
+
+
 def run_cell(cell: dict) -> Path:
     out_dir = Path(cell["output_dir"])
     checkpoints = out_dir / "checkpoints"
@@ -366,6 +409,9 @@ def run_cell(cell: dict) -> Path:
     try:
         trainer, health = build_trainer(cell, callbacks=[stop])
         args = trainer.args
+        if trainer.is_world_process_zero():
+            discard_stale_checkpoints(checkpoints, cell)
+        trainer.accelerator.wait_for_everyone()
         last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
         first_step = start_step(last)
         print(
