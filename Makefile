@@ -10,7 +10,7 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo test lint report clean-demo
+.PHONY: demo test test-slurm lint report clean-demo
 
 # torch goes in first, pinned to the CPU build on local disk: otherwise pip resolves torch from
 # the project's dependencies and downloads a multi-GB CUDA build.
@@ -28,6 +28,15 @@ demo: $(BIN)/.installed
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+# The SLURM tests: a real one-node cluster on localhost (Debian's slurm-wlm + munge, as root), the
+# demo grid submitted through snakemake-executor-plugin-slurm, then the cluster is stopped again.
+SLURM_TEST_TIMEOUT ?= 2400
+test-slurm: $(BIN)/.installed
+	tests/slurm/cluster.sh start
+	EMOGRID_SLURM_TESTS=1 EMOGRID_SLURM_TIMINGS=bench/out/slurm_timings.json \
+		timeout -k 30 $(SLURM_TEST_TIMEOUT) $(BIN)/python -m pytest -q -p no:cacheprovider -m slurm tests/test_slurm.py; \
+		status=$$?; tests/slurm/cluster.sh stop; exit $$status
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check src tests bench

@@ -6,6 +6,8 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import subprocess  # noqa: E402
+import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -14,6 +16,35 @@ import pytest  # noqa: E402
 import yaml  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
+DEMO_CONFIGS = [str(REPO_ROOT / "config/config.yaml"), str(REPO_ROOT / "config/demo.yaml")]
+
+
+def run_snakemake(
+    workdir: Path, *args: str, check: bool = True, overlays=(), timeout: int = 1200
+) -> subprocess.CompletedProcess:
+    """The demo config (plus overlay files) through the real Snakefile, in `workdir`.
+
+    Wrapped in `timeout -k 10`: a scheduler that never answers fails the test instead of hanging CI.
+    """
+    env = os.environ | {
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "PYTHONPATH": str(REPO_ROOT / "src"),
+    }
+    # The shell rules call `python`: the one running the tests, with emogrid installed.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    cmd = [
+        "timeout", "-k", "10", str(timeout),
+        sys.executable, "-m", "snakemake",
+        "--snakefile", str(REPO_ROOT / "Snakefile"),
+        "--directory", str(workdir),
+        "--configfile", *DEMO_CONFIGS, *[str(o) for o in overlays],
+        *args,
+    ]  # fmt: skip
+    result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=workdir, timeout=timeout + 60)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
+    return result
 
 
 def load_config(*overlays: str) -> dict:

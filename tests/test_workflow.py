@@ -1,46 +1,18 @@
 """The whole demo workflow through snakemake on CPU, its outputs, and `snakemake --lint`."""
 
 import json
-import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from conftest import REPO_ROOT
-
-SNAKEMAKE = [sys.executable, "-m", "snakemake"]
-CONFIGS = ["--configfile", str(REPO_ROOT / "config/config.yaml"), str(REPO_ROOT / "config/demo.yaml")]
+from conftest import REPO_ROOT, run_snakemake
 
 
-def snakemake(
-    workdir: Path, *args: str, check: bool = True, overlay: str | None = None
-) -> subprocess.CompletedProcess:
-    env = os.environ | {
-        "HF_HUB_OFFLINE": "1",
-        "TRANSFORMERS_OFFLINE": "1",
-        "PYTHONPATH": str(REPO_ROOT / "src"),
-    }
-    # The shell rules call `python`: the one running the tests, with emogrid installed.
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    configs = CONFIGS + ([overlay] if overlay else [])
-    cmd = [
-        *SNAKEMAKE,
-        "--snakefile",
-        str(REPO_ROOT / "Snakefile"),
-        "--directory",
-        str(workdir),
-        *configs,
-        *args,
-    ]
-    result = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=workdir, timeout=1200)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-6000:]}")
-    return result
+def snakemake(workdir: Path, *args: str, check: bool = True, overlay: str | None = None):
+    return run_snakemake(workdir, *args, check=check, overlays=[overlay] if overlay else [])
 
 
 @pytest.fixture(scope="module")
