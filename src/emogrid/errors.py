@@ -34,3 +34,19 @@ class ConfigError(EmogridError):
     def __init__(self, key: str, problem: str):
         self.key, self.problem = key, problem
         super().__init__(f"config key '{key}': {problem}")
+
+
+class NonFiniteTrainingError(EmogridError):
+    """Training produced a NaN or infinite loss or gradient norm; the cell stops before the step."""
+
+    def __init__(self, cell: str, step: int, what: str, value: float, last_finite: tuple[float, int] | None):
+        self.cell, self.step, self.what, self.value, self.last_finite = cell, step, what, value, last_finite
+        last = (
+            f"last finite loss {last_finite[0]:.6g} at step {last_finite[1]}"
+            if last_finite
+            else "no finite step before it"
+        )
+        super().__init__(
+            f"cell {cell}: {what} is {value} at step {step} ({last}); stopped before the optimizer step, "
+            "no checkpoint written after the fault"
+        )

@@ -11,12 +11,10 @@ Under torchrun (one process per GPU) only the main process writes outputs.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
 import platform
 import re
-import shutil
 import signal
 import subprocess
 import sys
@@ -32,10 +30,11 @@ from transformers import (
     TrainingArguments,
 )
 from transformers.trainer_callback import TrainerState
-from transformers.trainer_utils import get_last_checkpoint
 
 from emogrid.batching import EncodedExamples, MixtureLengthSampler, MultiLabelCollator, mixture_weights
+from emogrid.checkpoints import discard_stale_checkpoints, last_complete_checkpoint
 from emogrid.devices import cpu_fallback_message, describe_devices
+from emogrid.errors import EmogridError, NonFiniteTrainingError
 from emogrid.evaluate import score
 from emogrid.io import read_json, write_json, write_parquet
 from emogrid.losses import build_loss
@@ -55,12 +54,25 @@ class EmotionTrainer(Trainer):
     explicitly and Trainer divides by the accumulation steps as it must.
     """
 
-    def __init__(self, *args, loss_fn, train_sampler: MixtureLengthSampler | None = None, **kwargs):
+    def __init__(
+        self,
+        *args,
+        loss_fn,
+        train_sampler: MixtureLengthSampler | None = None,
+        cell_name: str = "cell",
+        max_fp16_overflow_steps: int = 25,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         self.loss_fn = loss_fn
         self.train_sampler = train_sampler
         self.model_accepts_loss_kwargs = False
         self.loss_is_scaled_for_ga = False
+        self.cell_name = cell_name
+        self.max_fp16_overflow_steps = max_fp16_overflow_steps
+        self.fp16_overflows = 0
+        self.last_finite: tuple[float, int] | None = None
+        self._step_losses: list[torch.Tensor] = []
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         inputs = dict(inputs)
@@ -69,7 +81,36 @@ class EmotionTrainer(Trainer):
         inputs.pop("dataset_index", None)
         outputs = model(**inputs)
         loss = self.loss_fn(outputs.logits, labels, mask)
+        if model.training:
+            # Checked once per optimizer step, with the gradient norm (no extra device sync).
+            self._step_losses.append(loss.detach())
         return (loss, outputs) if return_outputs else loss
+
+    def _get_grad_norm(self, model, grad_norm=None):
+        norm = super()._get_grad_norm(model, grad_norm=grad_norm)
+        self.check_step_is_finite(norm)
+        return norm
+
+    def check_step_is_finite(self, grad_norm) -> None:
+        """Stop on a NaN/inf loss or gradient norm, before the optimizer step and any later checkpoint.
+
+        With fp16 loss scaling an overflowing gradient is expected now and then: the scaler skips that
+        step and lowers the scale. Only a long run of them (`max_fp16_overflow_steps`) is a fault.
+        """
+        step = self.state.global_step + 1
+        losses, self._step_losses = self._step_losses, []
+        loss = float(torch.stack(losses).float().mean()) if losses else None
+        if loss is not None and not math.isfinite(loss):
+            raise NonFiniteTrainingError(self.cell_name, step, "the training loss", loss, self.last_finite)
+        norm = float(grad_norm) if grad_norm is not None else None
+        if norm is not None and not math.isfinite(norm):
+            if self.args.fp16 and self.fp16_overflows < self.max_fp16_overflow_steps:
+                self.fp16_overflows += 1
+                return
+            raise NonFiniteTrainingError(self.cell_name, step, "the gradient norm", norm, self.last_finite)
+        self.fp16_overflows = 0
+        if loss is not None:
+            self.last_finite = (loss, step)
 
     def _get_train_sampler(self, train_dataset=None):
         return (
@@ -343,6 +384,8 @@ def build_trainer(cell: dict, callbacks: list | None = None) -> tuple[EmotionTra
         callbacks=[health, *(callbacks or [])],
         loss_fn=build_loss(cell["loss"]),
         train_sampler=sampler,
+        cell_name=cell.get("name", "cell"),
+        max_fp16_overflow_steps=cell["training"].get("max_fp16_overflow_steps", 25),
     )
     return trainer, health
 
@@ -354,45 +397,18 @@ def start_step(checkpoint: str | None) -> int:
     return TrainerState.load_from_json(str(Path(checkpoint) / "trainer_state.json")).global_step
 
 
-# Settings that do not change what training computes: a checkpoint stays valid when only these change
-# (a longer time limit for the retry, say).
-NOT_TRAINING_IDENTITY = (
-    "mem_mb",
-    "runtime",
-    "save_steps",
-    "save_total_limit",
-    "logging_steps",
-    "tiny_grad_norm",
-    "tiny_grad_patience",
-)
-
-
-def training_identity(cell: dict) -> dict:
-    """What a checkpoint depends on: the cell minus evaluation targets and bookkeeping settings."""
-    identity = {k: v for k, v in cell.items() if k != "eval_files"}
-    identity["training"] = {k: v for k, v in cell["training"].items() if k not in NOT_TRAINING_IDENTITY}
-    return identity
-
-
-def discard_stale_checkpoints(checkpoints: Path, cell: dict) -> None:
-    """Checkpoints written under other settings (a new learning rate, more epochs) are not resumed.
-
-    Otherwise a changed cell would silently continue an old run. The settings are stamped next to the
-    checkpoints; on a mismatch they are deleted and the cell starts fresh, which the log says.
-    """
-    stamp = checkpoints / "training_identity.json"
-    identity = json.loads(json.dumps(training_identity(cell), default=str))
-    if any(checkpoints.glob("checkpoint-*")):
-        if stamp.exists() and read_json(stamp) == identity:
-            return
-        print(
-            f"emogrid: cell {cell['name']}: the checkpoints in {checkpoints} were written with other "
-            "settings; deleting them and starting fresh",
-            file=sys.stderr,
-            flush=True,
-        )
-        shutil.rmtree(checkpoints)
-    write_json(stamp, identity)
+def from_main_process(trainer: Trainer, value):
+    """The main process's `value` on every process (after all of them got here)."""
+    trainer.accelerator.wait_for_everyone()
+    if (
+        trainer.args.world_size > 1
+        and torch.distributed.is_available()
+        and torch.distributed.is_initialized()
+    ):
+        box = [value]
+        torch.distributed.broadcast_object_list(box, src=0)
+        return box[0]
+    return value
 
 
 def run_cell(cell: dict) -> Path:
@@ -409,10 +425,13 @@ def run_cell(cell: dict) -> Path:
     try:
         trainer, health = build_trainer(cell, callbacks=[stop])
         args = trainer.args
+        # One process decides what to resume from (and sets stale or half-written checkpoints aside).
         if trainer.is_world_process_zero():
             discard_stale_checkpoints(checkpoints, cell)
-        trainer.accelerator.wait_for_everyone()
-        last = get_last_checkpoint(str(checkpoints)) if checkpoints.is_dir() else None
+            last = last_complete_checkpoint(checkpoints)
+        else:
+            last = None
+        last = from_main_process(trainer, last)
         first_step = start_step(last)
         print(
             f"emogrid: cell {cell['name']}: starting at step {first_step}"
@@ -481,6 +500,10 @@ def main(argv: list[str] | None = None) -> None:
     except Preempted as stopped:
         print(f"emogrid: {stopped}", file=sys.stderr, flush=True)
         sys.exit(stopped.exit_code)
+    except EmogridError as error:
+        # A fault the message explains (non-finite loss, bad input): no traceback to dig through.
+        print(f"emogrid: error: {error}", file=sys.stderr, flush=True)
+        sys.exit(1)
     finally:
         # Release the process group torchrun or DeepSpeed set up, so NCCL does not leak it.
         if torch.distributed.is_available() and torch.distributed.is_initialized():

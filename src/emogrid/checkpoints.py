@@ -1,0 +1,107 @@
+"""Which checkpoint a cell may resume from.
+
+A checkpoint is resumed only if it is complete and was written under the cell's current settings.
+The HF Trainer writes a checkpoint's files one after another and `trainer_state.json` last, so a
+checkpoint whose state file is missing, unreadable or names another step was cut short (SIGKILL, node
+failure, full disk). Such a checkpoint is set aside as `incomplete-checkpoint-<step>`, never loaded, and
+the previous complete one is used.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sys
+from pathlib import Path
+
+from emogrid.io import read_json, write_json
+
+CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+STATE_FILE = "trainer_state.json"
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
+
+# Settings that do not change what training computes: a checkpoint stays valid when only these change
+# (a longer time limit for the retry, say).
+NOT_TRAINING_IDENTITY = (
+    "mem_mb",
+    "runtime",
+    "save_steps",
+    "save_total_limit",
+    "logging_steps",
+    "tiny_grad_norm",
+    "tiny_grad_patience",
+    "max_fp16_overflow_steps",
+)
+
+
+def log(message: str) -> None:
+    print(f"emogrid: {message}", file=sys.stderr, flush=True)
+
+
+def incomplete_reason(checkpoint: Path) -> str | None:
+    """Why `checkpoint` cannot be resumed from, or None when it is complete."""
+    step = int(CHECKPOINT.match(checkpoint.name).group(1))
+    state_path = checkpoint / STATE_FILE
+    if not state_path.is_file():
+        return f"no {STATE_FILE} (the save was cut short)"
+    try:
+        state = json.loads(state_path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        return f"{STATE_FILE} is unreadable ({error.__class__.__name__}: {error})"
+    if state.get("global_step") != step:
+        return f"{STATE_FILE} names step {state.get('global_step')}, not {step}"
+    has_weights = any(
+        (checkpoint / name).is_file() and (checkpoint / name).stat().st_size > 0 for name in WEIGHT_FILES
+    )
+    has_deepspeed = any(checkpoint.glob("global_step*"))
+    if not (has_weights or has_deepspeed):
+        return "no model weights"
+    return None
+
+
+def last_complete_checkpoint(checkpoints: Path) -> str | None:
+    """The newest complete checkpoint; incomplete newer ones are renamed aside and reported."""
+    if not checkpoints.is_dir():
+        return None
+    candidates = sorted(
+        (p for p in checkpoints.iterdir() if p.is_dir() and CHECKPOINT.match(p.name)),
+        key=lambda p: int(CHECKPOINT.match(p.name).group(1)),
+        reverse=True,
+    )
+    for checkpoint in candidates:
+        reason = incomplete_reason(checkpoint)
+        if reason is None:
+            return str(checkpoint)
+        aside = checkpoint.with_name(f"incomplete-{checkpoint.name}")
+        if aside.exists():
+            shutil.rmtree(aside)
+        checkpoint.rename(aside)
+        log(f"skipping {checkpoint}: {reason}; moved to {aside.name}, never loaded")
+    return None
+
+
+def training_identity(cell: dict) -> dict:
+    """What a checkpoint depends on: the cell minus evaluation targets and bookkeeping settings."""
+    identity = {k: v for k, v in cell.items() if k != "eval_files"}
+    identity["training"] = {k: v for k, v in cell["training"].items() if k not in NOT_TRAINING_IDENTITY}
+    return json.loads(json.dumps(identity, default=str))
+
+
+def discard_stale_checkpoints(checkpoints: Path, cell: dict) -> None:
+    """Checkpoints written under other settings (a new learning rate, more epochs) are not resumed.
+
+    Otherwise a changed cell would silently continue an old run. The settings are stamped next to the
+    checkpoints; on a mismatch they are deleted and the cell starts fresh, which the log says.
+    """
+    stamp = checkpoints / "training_identity.json"
+    identity = training_identity(cell)
+    if any(checkpoints.glob("*checkpoint-*")):
+        if stamp.exists() and read_json(stamp) == identity:
+            return
+        log(
+            f"cell {cell['name']}: the checkpoints in {checkpoints} were written with other settings; "
+            "deleting them and starting fresh"
+        )
+        shutil.rmtree(checkpoints)
+    write_json(stamp, identity)

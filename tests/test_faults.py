@@ -1,0 +1,169 @@
+"""Faults during training: SIGKILL and resume, half-written checkpoints, NaN/inf losses and gradients."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from emogrid.checkpoints import last_complete_checkpoint
+from emogrid.errors import NonFiniteTrainingError
+from emogrid.io import read_json, write_json
+from emogrid.train import build_trainer, main, run_cell
+
+
+def step_losses(log_history):
+    return {e["step"]: e["loss"] for e in log_history if "loss" in e}
+
+
+def complete_checkpoints(root):
+    return sorted(
+        int(p.name.split("-")[1]) for p in root.glob("checkpoint-*") if (p / "trainer_state.json").exists()
+    )
+
+
+@pytest.mark.slow
+def test_sigkill_then_rerun_equals_an_uninterrupted_run(make_cell, tmp_path):
+    settings = dict(max_steps=60, save_steps=10, save_total_limit=3, logging_steps=1, eval_steps=0)
+    reference = run_cell(make_cell(output_dir=tmp_path / "reference", **settings))
+    killed_cell = make_cell(output_dir=tmp_path / "killed", **settings)
+    write_json(tmp_path / "cell.json", killed_cell)
+    log_path = tmp_path / "killed.log"
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "emogrid.train", str(tmp_path / "cell.json")],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            # The same thread count as this process: CPU float sums then come out bit for bit the same.
+            env=os.environ | {"OMP_NUM_THREADS": str(torch.get_num_threads())},
+        )
+    checkpoints = tmp_path / "killed" / "checkpoints"
+    deadline = time.monotonic() + 300
+    # Mid-epoch, after at least one checkpoint: past step 10, before the end (24 steps per epoch).
+    while not [s for s in complete_checkpoints(checkpoints) if s >= 10]:
+        assert process.poll() is None and time.monotonic() < deadline, log_path.read_text()[-3000:]
+        time.sleep(0.05)
+    time.sleep(0.5)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=60)
+    last_saved = max(complete_checkpoints(checkpoints))
+    assert last_saved < 60
+
+    resumed = run_cell(killed_cell)
+    ref_log = read_json(reference / "train_log.json")
+    new_log = read_json(resumed / "train_log.json")
+    assert new_log["start_step"] == last_saved, "resumed from the last checkpoint, not from step 0"
+    assert new_log["global_step"] == ref_log["global_step"] == 60
+    ref_losses, new_losses = step_losses(ref_log["log_history"]), step_losses(new_log["log_history"])
+    # The resumed log carries the steps before the checkpoint (from its trainer state) and the rest.
+    assert sorted(new_losses) == sorted(ref_losses) == list(range(1, 61)), "no step lost or repeated"
+    for step, loss in new_losses.items():
+        assert abs(loss - ref_losses[step]) <= 1e-6, (step, loss, ref_losses[step])
+    ref_pred = pd.read_parquet(reference / "predictions.parquet")
+    new_pred = pd.read_parquet(resumed / "predictions.parquet")
+    assert ref_pred["id"].tolist() == new_pred["id"].tolist()
+    np.testing.assert_array_equal(np.stack(ref_pred["probs"]), np.stack(new_pred["probs"]))
+
+
+@pytest.mark.parametrize(
+    "damage",
+    ["truncated_state", "missing_state", "wrong_step", "missing_weights"],
+)
+def test_half_written_checkpoint_is_skipped_for_the_previous_one(make_cell, tmp_path, damage, capfd):
+    cell = make_cell(max_steps=10, save_steps=5, save_total_limit=3, output_dir=tmp_path / "cell")
+    run_cell(cell)
+    checkpoints = tmp_path / "cell" / "checkpoints"
+    newest = checkpoints / "checkpoint-10"
+    state = newest / "trainer_state.json"
+    if damage == "truncated_state":
+        state.write_text(state.read_text()[: len(state.read_text()) // 2])
+    elif damage == "missing_state":
+        state.unlink()
+    elif damage == "wrong_step":
+        state.write_text(json.dumps(json.loads(state.read_text()) | {"global_step": 7}))
+    else:
+        (newest / "model.safetensors").unlink()
+    (tmp_path / "cell" / "predictions.parquet").unlink()
+    capfd.readouterr()
+    log = read_json(run_cell(cell) / "train_log.json")
+    assert log["start_step"] == 5 and log["resumed_from"].endswith("checkpoint-5")
+    assert log["global_step"] == 10
+    assert "skipping" in capfd.readouterr().err
+    assert (checkpoints / "incomplete-checkpoint-10").is_dir(), "set aside for a post-mortem"
+
+
+def test_no_complete_checkpoint_means_a_fresh_start(tmp_path):
+    (tmp_path / "checkpoint-3").mkdir()
+    assert last_complete_checkpoint(tmp_path) is None
+    assert last_complete_checkpoint(tmp_path / "missing") is None
+
+
+class NanGradient(torch.autograd.Function):
+    """Zero in the forward pass, NaN in the backward pass: a finite loss with a NaN gradient."""
+
+    @staticmethod
+    def forward(ctx, x):
+        return torch.zeros_like(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return torch.full_like(grad, float("nan"))
+
+
+@pytest.mark.parametrize("fault", ["nan_loss", "inf_loss", "nan_grad"])
+def test_non_finite_step_stops_the_cell_naming_step_and_last_finite_loss(make_cell, tmp_path, fault):
+    cell = make_cell(max_steps=12, save_steps=1, save_total_limit=20, output_dir=tmp_path / "cell")
+    trainer, _ = build_trainer(cell)
+    healthy = trainer.loss_fn
+    bad_step = 6
+
+    def faulty(logits, targets, mask=None):
+        loss = healthy(logits, targets, mask)
+        if trainer.state.global_step + 1 < bad_step:
+            return loss
+        if fault == "nan_gradient" or fault == "nan_grad":
+            return loss + NanGradient.apply(logits).sum()
+        return loss * (float("nan") if fault == "nan_loss" else float("inf"))
+
+    trainer.loss_fn = faulty
+    with pytest.raises(NonFiniteTrainingError) as caught:
+        trainer.train()
+    message = str(caught.value)
+    assert "test/cell" in message and f"at step {bad_step}" in message
+    assert "last finite loss" in message and f"at step {bad_step - 1}" in message
+    assert ("gradient norm" in message) == (fault == "nan_grad")
+    saved = complete_checkpoints(tmp_path / "cell" / "checkpoints")
+    assert saved and max(saved) == bad_step - 1, "no checkpoint after the fault"
+
+
+def test_fp16_overflow_steps_are_tolerated_up_to_the_limit(make_cell):
+    trainer, _ = build_trainer(make_cell(max_steps=1))
+    trainer.args.fp16 = True  # only the guard's policy is exercised; no real loss scaling on CPU
+    trainer.max_fp16_overflow_steps = 2
+    trainer.check_step_is_finite(float("inf"))
+    trainer.check_step_is_finite(float("nan"))
+    with pytest.raises(NonFiniteTrainingError, match="gradient norm"):
+        trainer.check_step_is_finite(float("inf"))
+    trainer.fp16_overflows = 0
+    trainer.check_step_is_finite(1.0)  # a finite step resets the count
+    assert trainer.fp16_overflows == 0
+
+
+def test_cli_reports_a_fault_without_a_traceback(monkeypatch, capsys, tmp_path):
+    def fail(cell):
+        raise NonFiniteTrainingError("m/l/seed1", 7, "the training loss", float("nan"), (0.25, 6))
+
+    monkeypatch.setattr("emogrid.train.run_cell", fail)
+    write_json(tmp_path / "cell.json", {"name": "m/l/seed1"})
+    with pytest.raises(SystemExit) as exited:
+        main([str(tmp_path / "cell.json")])
+    assert exited.value.code == 1
+    err = capsys.readouterr().err
+    assert "cell m/l/seed1: the training loss is nan at step 7 (last finite loss 0.25 at step 6)" in err
+    assert "Traceback" not in err
