@@ -12,6 +12,7 @@ from emogrid.errors import DatasetFormatError
 from emogrid.labels import target_label
 
 BOM = "\ufeff"
+MAX_FIELD_CHARS = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -55,8 +56,14 @@ def decode_utf8(path: str | Path) -> str:
         line = data.count(b"\n", 0, error.start) + 1
         bad = data[error.start : error.end].hex(" ")
         raise DatasetFormatError(path, line, f"bytes that are not UTF-8 ({bad}): {error.reason}") from None
-    # A byte-order mark is an encoding artefact, not part of the first header name.
-    return text.removeprefix(BOM)
+    if "\x00" in text:
+        # Text formats never hold NUL; it means binary data or a file cut by a crash. (Python's csv
+        # module stopped rejecting it in 3.11, so check here.)
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise DatasetFormatError(path, line, "NUL byte: binary or corrupted data in a text file")
+    # A byte-order mark is an encoding artefact, not part of the first header name; one at the start of
+    # a later line comes from files concatenated with `cat`, and is not part of that row's first field.
+    return text.removeprefix(BOM).replace("\n" + BOM, "\n")
 
 
 def physical_lines(text: str) -> list[str]:
@@ -64,7 +71,8 @@ def physical_lines(text: str) -> list[str]:
 
     str.splitlines would also split on characters like U+2028 that tweets may contain.
     """
-    lines = text.split("\n")
+    # CRLF and LF endings mixed in one file (edited on two systems) are the same line break.
+    lines = [line.removesuffix("\r") for line in text.split("\n")]
     if lines and lines[-1] == "":
         lines.pop()
     return lines
@@ -73,6 +81,9 @@ def physical_lines(text: str) -> list[str]:
 def iter_csv_rows(path: Path, text: str, **csv_options) -> Iterator[tuple[int, list[str]]]:
     """(first physical line, fields) per CSV record; a malformed record names its line."""
     lines = (line + "\n" for line in physical_lines(text))
+    # The default 128 KiB field limit would reject a long (but genuine) text; keep a bound against
+    # runaway quoting instead.
+    csv.field_size_limit(max(csv.field_size_limit(), MAX_FIELD_CHARS))
     reader = csv.reader(lines, strict=True, **csv_options)
     start = 1
     while True:
