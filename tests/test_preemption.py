@@ -114,3 +114,14 @@ def test_checkpoints_from_other_settings_are_not_resumed(make_cell, tmp_path, ca
     capfd.readouterr()
     assert read_json(run_cell(changed) / "train_log.json")["start_step"] == 0
     assert "written with other settings" in capfd.readouterr().err
+
+
+def test_start_history_records_each_attempt_and_restarts_with_a_fresh_run(tmp_path):
+    from emogrid.train import read_starts, record_start
+
+    history = tmp_path / "starts.jsonl"
+    record_start(history, 0, None)
+    record_start(history, 40, "checkpoint-40")
+    assert [s["start_step"] for s in read_starts(history)] == [0, 40]
+    record_start(history, 0, None)
+    assert [s["start_step"] for s in read_starts(history)] == [0]

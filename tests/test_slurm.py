@@ -176,5 +176,11 @@ def test_a_job_killed_at_its_time_limit_resumes_from_its_checkpoint(slurm_demo, 
     log = read_json(workdir / "results/runs/long/bce/seed1/train_log.json")
     assert log["start_step"] > 0, "the retry started from step 0"
     assert log["resumed_from"].endswith(f"checkpoint-{log['start_step']}")
-    assert log["global_step"] > log["start_step"]
+    # Attempt 1 started fresh and was killed; every later attempt resumed further on, in new SLURM jobs.
+    starts = log["starts"]
+    assert len(starts) >= 2 and starts[0]["start_step"] == 0, starts
+    steps = [s["start_step"] for s in starts]
+    assert all(0 < s for s in steps[1:]) and steps == sorted(steps), steps
+    assert len({s["slurm_job_id"] for s in starts}) == len(starts)
+    assert log["global_step"] >= steps[-1]
     assert (workdir / "results/runs/long/bce/seed1/eval_report.json").exists()

@@ -11,6 +11,7 @@ Under torchrun (one process per GPU) only the main process writes outputs.
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import os
 import platform
@@ -18,6 +19,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -397,6 +399,26 @@ def start_step(checkpoint: str | None) -> int:
     return TrainerState.load_from_json(str(Path(checkpoint) / "trainer_state.json")).global_step
 
 
+def record_start(path: Path, step: int, checkpoint: str | None) -> None:
+    """Append this attempt to the cell's start history; a fresh start begins a new history."""
+    entry = {
+        "start_step": step,
+        "resumed_from": checkpoint,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
+        "slurm_restart_count": os.environ.get("SLURM_RESTART_COUNT"),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w" if step == 0 else "a", encoding="utf-8") as history:
+        history.write(json.dumps(entry) + "\n")
+
+
+def read_starts(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
 def from_main_process(trainer: Trainer, value):
     """The main process's `value` on every process (after all of them got here)."""
     trainer.accelerator.wait_for_everyone()
@@ -439,6 +461,8 @@ def run_cell(cell: dict) -> Path:
             file=sys.stderr,
             flush=True,
         )
+        if trainer.is_world_process_zero():
+            record_start(out_dir / "starts.jsonl", first_step, last)
         result = trainer.train(resume_from_checkpoint=last)
         if stop.stopped_at is not None:
             signum = stop.received or signal.SIGTERM
@@ -470,6 +494,8 @@ def run_cell(cell: dict) -> Path:
                 "warnings": warnings_seen + health.warnings,
                 "resumed_from": last,
                 "start_step": first_step,
+                # Every attempt of this cell (killed, preempted, retried), oldest first.
+                "starts": read_starts(out_dir / "starts.jsonl"),
                 "global_step": trainer.state.global_step,
             },
         )
