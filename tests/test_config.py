@@ -109,3 +109,40 @@ def test_gpu_count_comes_from_gpu_or_gres():
     assert requested_gpus(0, "gpu") == 1
     with pytest.raises(ConfigError, match="gres"):
         requested_gpus(0, "shard:2")
+
+
+@pytest.mark.parametrize(
+    "change, path_parts, allowed",
+    [
+        (
+            lambda c: c["losses"]["bce"].update(type="focal"),
+            ["losses", "bce", "type"],
+            ["bce", "asl", "combined"],
+        ),
+        (lambda c: c["model"].update(pooling="max"), ["model", "pooling"], ["cls", "mean"]),
+        (lambda c: c["training"].update(precision="fp8"), ["training", "precision"], ["auto", "bf16"]),
+        (
+            lambda c: c["evaluation"].update(threshold_split="test"),
+            ["evaluation", "threshold_split"],
+            ["validation"],
+        ),
+        (lambda c: c.update(trainning={}), ["trainning"], []),
+        (lambda c: c["training"].update(learning_rate="fast"), ["training", "learning_rate"], ["number"]),
+    ],
+)
+def test_schema_errors_name_the_key_path_and_the_allowed_values(config, change, path_parts, allowed):
+    change(config)
+    message = schema_error(config)
+    for part in path_parts:
+        assert part in message, (part, message)
+    for value in allowed:
+        assert value in message, (value, message)
+
+
+def test_pickle_only_model_needs_the_explicit_flag(tmp_path):
+    from emogrid.modeling import load_classifier
+
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "pytorch_model.bin").write_bytes(b"\x80\x04pickle")
+    with pytest.raises(ConfigError, match=r"model\.allow_pickle_weights.*pytorch_model\.bin"):
+        load_classifier(str(tmp_path), 3, "cls")

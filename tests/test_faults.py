@@ -167,3 +167,78 @@ def test_cli_reports_a_fault_without_a_traceback(monkeypatch, capsys, tmp_path):
     err = capsys.readouterr().err
     assert "cell m/l/seed1: the training loss is nan at step 7 (last finite loss 0.25 at step 6)" in err
     assert "Traceback" not in err
+
+
+def test_secrets_never_reach_run_info_or_the_log(make_cell, tmp_path, monkeypatch, capfd):
+    token, key = "hf_TopSecretToken123", "wandb0123456789abcdef"
+    monkeypatch.setenv("HF_TOKEN", token)
+    monkeypatch.setenv("WANDB_API_KEY", key)
+    # A token pasted into a path or URL of the config, and a credential-named key.
+    cell = make_cell(max_steps=2, save_steps=1000, output_dir=tmp_path / "cell")
+    cell["model"]["name"] = f"https://user:{token}@example.org/model"
+    cell["hub_token"] = key
+    out = run_cell(cell)
+    written = "".join(p.read_text() for p in out.glob("*.json")) + capfd.readouterr().err
+    assert token not in written and key not in written
+    assert "<scrubbed>" in (out / "run_info.json").read_text()
+
+
+@pytest.mark.parametrize("writer", ["json", "text", "parquet"])
+def test_a_write_that_dies_leaves_no_file_that_looks_complete(tmp_path, writer, monkeypatch):
+    from pathlib import Path
+
+    from emogrid import io as eio
+
+    real_write_text = Path.write_text
+
+    def write_half_then_die(self, data, *args, **kwargs):
+        real_write_text(self, data[: len(data) // 2], *args, **kwargs)
+        raise RuntimeError("killed mid-write")
+
+    if writer == "text":
+        monkeypatch.setattr(Path, "write_text", write_half_then_die)
+
+    target = tmp_path / f"out.{writer}"
+
+    class Boom:
+        """Fails while being serialised, half way through the write."""
+
+        def __str__(self):
+            raise RuntimeError("killed mid-write")
+
+        def to_parquet(self, *args, **kwargs):
+            raise RuntimeError("killed mid-write")
+
+    with pytest.raises(RuntimeError, match="mid-write"):
+        {"json": eio.write_json, "text": eio.write_text, "parquet": eio.write_parquet}[writer](
+            target, {"json": {"x": Boom()}, "text": "x" * 1000, "parquet": Boom()}[writer]
+        )
+    assert list(tmp_path.iterdir()) == [], "neither the target nor a temporary file is left"
+
+
+@pytest.mark.slow
+def test_a_second_invocation_on_the_same_results_is_locked_out(tmp_path):
+    """Two runs on one results directory: the second stops with Snakemake's lock message."""
+    from conftest import DEMO_CONFIGS, REPO_ROOT
+
+    (tmp_path / "config").symlink_to(REPO_ROOT / "config")
+    target = "results/tokens/goemotions/train.parquet"  # corpus, preprocessing, model build: tens of s
+    env = os.environ | {"PYTHONPATH": str(REPO_ROOT / "src")}
+    env["PATH"] = f"{os.path.dirname(sys.executable)}{os.pathsep}{env['PATH']}"
+    command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO_ROOT / "Snakefile"), "--cores", "1"]
+    command += ["--configfile", *DEMO_CONFIGS, "--", target]
+    first = subprocess.Popen(
+        command, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    locks = tmp_path / ".snakemake" / "locks"
+    deadline = time.monotonic() + 120
+    while not (locks.is_dir() and any(locks.iterdir())):
+        assert first.poll() is None and time.monotonic() < deadline, "the first run never took its lock"
+        time.sleep(0.1)
+    second = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert second.returncode != 0
+    assert "cannot be locked" in second.stdout + second.stderr
+    output, _ = first.communicate(timeout=900)
+    assert first.returncode == 0, output[-3000:]
+    tokens = pd.read_parquet(tmp_path / target)
+    assert len(tokens) > 0 and "input_ids" in tokens

@@ -108,6 +108,7 @@ def cell_config(config: dict, mix: str, loss: str, seed: int, results: str, mode
             "path": model_path,
             "max_length": config["model"]["max_length"],
             "pooling": config["model"]["pooling"],
+            "allow_pickle_weights": config["model"].get("allow_pickle_weights", False),
         },
         "loss": dict(config["losses"][loss]),
         "mix": dict(config["mixes"][mix]),

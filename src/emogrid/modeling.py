@@ -55,9 +55,31 @@ class EmotionClassifier(nn.Module):
             self.encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
 
-def load_classifier(path: str, num_labels: int, pooling: str, dropout: float = 0.1) -> EmotionClassifier:
-    """The encoder from `path` (safetensors only, no remote code) with a fresh classification head."""
+def load_classifier(
+    path: str, num_labels: int, pooling: str, dropout: float = 0.1, allow_pickle: bool = False
+) -> EmotionClassifier:
+    """The encoder from `path` (no remote code, ever) with a fresh classification head.
+
+    Weights load from safetensors. Pickle weights (pytorch_model.bin) can run arbitrary code when
+    loaded, so they are used only when the config says the source is trusted (model.allow_pickle_weights).
+    """
+    from pathlib import Path
+
     from transformers import AutoModel
 
-    encoder = AutoModel.from_pretrained(path, trust_remote_code=False, use_safetensors=True)
+    from emogrid.errors import ConfigError
+
+    local = Path(path)
+    if local.is_dir() and not any(local.glob("*.safetensors")) and not allow_pickle:
+        pickles = sorted(p.name for p in local.glob("*.bin")) + sorted(p.name for p in local.glob("*.pt"))
+        if pickles:
+            raise ConfigError(
+                "model.allow_pickle_weights",
+                f"{path} has only pickle weights ({', '.join(pickles)}), which can run code when loaded; "
+                "convert them to safetensors, or set model.allow_pickle_weights: true if you trust "
+                "the source",
+            )
+    encoder = AutoModel.from_pretrained(
+        path, trust_remote_code=False, use_safetensors=not allow_pickle or None
+    )
     return EmotionClassifier(encoder, num_labels, pooling=pooling, dropout=dropout)

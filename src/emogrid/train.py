@@ -295,15 +295,32 @@ def package_versions() -> dict[str, str]:
     return found
 
 
-def scrub(value):
-    """Drop anything that looks like a credential before it reaches a file."""
+def secret_values(environ=None) -> list[str]:
+    """Values of credential-like environment variables (HF_TOKEN, WANDB_API_KEY, ...), longest first."""
+    environ = os.environ if environ is None else environ
+    values = {
+        v for k, v in environ.items() if any(m in k.upper() for m in SECRET_MARKERS) and len(v.strip()) >= 6
+    }
+    return sorted(values, key=len, reverse=True)
+
+
+def scrub(value, secrets: list[str] | None = None):
+    """Drop anything that looks like a credential before it reaches a file.
+
+    Keys named like credentials lose their values, and the value of any credential-like environment
+    variable is cut out of every string (a token pasted into a URL or a path, say).
+    """
+    secrets = secret_values() if secrets is None else secrets
     if isinstance(value, dict):
         return {
-            k: ("<scrubbed>" if any(m in k.upper() for m in SECRET_MARKERS) else scrub(v))
+            k: ("<scrubbed>" if any(m in str(k).upper() for m in SECRET_MARKERS) else scrub(v, secrets))
             for k, v in value.items()
         }
-    if isinstance(value, list):
-        return [scrub(v) for v in value]
+    if isinstance(value, list | tuple):
+        return [scrub(v, secrets) for v in value]
+    if isinstance(value, str):
+        for secret in secrets:
+            value = value.replace(secret, "<scrubbed>")
     return value
 
 
@@ -356,7 +373,12 @@ def build_trainer(cell: dict, callbacks: list | None = None) -> tuple[EmotionTra
     seed = cell["cell"]["seed"]
     torch.manual_seed(seed)
     tokenizer = load_tokenizer(cell["model"]["path"])
-    model = load_classifier(cell["model"]["path"], len(cell["labels"]), cell["model"]["pooling"])
+    model = load_classifier(
+        cell["model"]["path"],
+        len(cell["labels"]),
+        cell["model"]["pooling"],
+        allow_pickle=cell["model"].get("allow_pickle_weights", False),
+    )
     train = EncodedExamples(load_frames(cell["train_files"]))
     if cell["loss"].get("prior_bias_init", True):
         init_bias_from_prior(model.classifier, train.labels, train.label_mask)
