@@ -115,6 +115,12 @@ def originals(config, synthetic_dir):
 
 
 CASES = {"tried": 0, "read": 0, "reported": 0}
+OUTCOMES: dict[tuple[str, str], dict[str, int]] = {}
+
+
+def count(name: str, mutation: str, outcome: str) -> None:
+    CASES[outcome] += 1
+    OUTCOMES.setdefault((mutation, name), {"read": 0, "reported": 0})[outcome] += 1
 
 
 @settings(
@@ -157,7 +163,7 @@ def test_mutated_rows_are_read_or_reported_with_file_and_line(
         try:
             frames, summary = read_dataset(name, raw_dir, config["datasets"][name], config["labels"])
         except DatasetFormatError as error:
-            CASES["reported"] += 1
+            count(name, mutation, "reported")
             message = str(error)
             assert error.path == str(path) or error.path.startswith(str(raw_dir)), message
             assert error.line is not None and error.line >= 1, message
@@ -166,7 +172,7 @@ def test_mutated_rows_are_read_or_reported_with_file_and_line(
                 # A row-local problem is reported at its own line (a quoted CSV record may start earlier).
                 assert error.line <= index + 1, message
             return
-        CASES["read"] += 1
+        count(name, mutation, "read")
         # Read: nothing vanished silently. Every row is kept or counted as dropped with a reason.
         assert count_rows(summary) == originals[name], (mutation, summary["splits"])
         for split in SPLITS:
@@ -206,4 +212,7 @@ def test_hypothesis_tried_many_cases():
     """Runs after the property test (file order): it must have exercised real mutations, both outcomes."""
     if CASES["tried"] == 0:
         pytest.skip("the property test did not run in this session")
+    print(f"hypothesis cases: {CASES}")
+    for (mutation, name), outcome in sorted(OUTCOMES.items()):
+        print(f"| {mutation} | {name} | {outcome['read']} | {outcome['reported']} |")
     assert CASES["tried"] >= 100 and CASES["read"] > 0 and CASES["reported"] > 0, CASES
