@@ -13,7 +13,7 @@ from emogrid.evaluate import evaluate_file, evaluate_predictions, score, thresho
 LABELS = ["anger", "joy", "fear", "sadness", "surprise", "neutral"]
 GRID_SPEC = {"start": 0.05, "stop": 0.95, "step": 0.05}
 GRID = threshold_grid(GRID_SPEC)
-CELL = {"mix": "all4", "loss": "bce", "seed": 1}
+CELL = {"mix": "all4", "loss": "bce", "imbalance": "none", "seed": 1}
 
 
 def expected_thresholds(y_true: np.ndarray, probs: np.ndarray, grid: np.ndarray) -> np.ndarray:

@@ -30,8 +30,9 @@ from transformers import (
 )
 from transformers.trainer_utils import get_last_checkpoint
 
-from emogrid.batching import EncodedExamples, MixtureLengthSampler, MultiLabelCollator, mixture_weights
+from emogrid.batching import EncodedExamples, MixtureLengthSampler, MultiLabelCollator
 from emogrid.evaluate import score
+from emogrid.imbalance import positive_weights, sampling_weights
 from emogrid.io import read_json, write_json, write_parquet
 from emogrid.losses import build_loss
 from emogrid.modeling import load_classifier
@@ -323,9 +324,12 @@ def build_trainer(cell: dict, callbacks: list | None = None) -> tuple[EmotionTra
         init_bias_from_prior(model.classifier, train.labels, train.label_mask)
     mix_names = list(cell["mix"])
     args = training_arguments(cell, Path(cell["output_dir"]) / "checkpoints")
+    # The imbalance strategy sees the training rows only: validation and test are loaded separately.
+    imbalance = cell["imbalance"]
+    weights = sampling_weights(train.dataset_names, train.labels, train.label_mask, cell["mix"], imbalance)
     sampler = MixtureLengthSampler(
         train.lengths,
-        mixture_weights(train.dataset_names, cell["mix"]),
+        weights,
         batch_size=args.per_device_train_batch_size,
         seed=seed,
         group_by_length=cell["training"]["group_by_length"],
@@ -345,7 +349,9 @@ def build_trainer(cell: dict, callbacks: list | None = None) -> tuple[EmotionTra
         processing_class=tokenizer,
         compute_metrics=compute_validation_metrics,
         callbacks=[health, *(callbacks or [])],
-        loss_fn=build_loss(cell["loss"]),
+        loss_fn=build_loss(
+            cell["loss"], positive_weights(train.labels, train.label_mask, weights, imbalance)
+        ),
         train_sampler=sampler,
     )
     return trainer, health
