@@ -60,6 +60,9 @@ def test_demo_writes_tables_plots_and_report(demo_run):
         "tables/f1_macro.html",
         "tables/data_summary.html",
         "tables/runs.html",
+        "tables/paired.html",
+        "tables/paired.md",
+        "plots/paired_differences.png",
         "plots/f1_macro_bars.png",
         "plots/per_class_f1.png",
         "plots/training_curves.png",
@@ -74,17 +77,34 @@ def test_demo_writes_tables_plots_and_report(demo_run):
 @pytest.mark.slow
 def test_demo_table_covers_the_grid_with_finite_scores(demo_run):
     table = pd.read_csv(demo_run / "tables/f1_macro.csv")
-    assert set(zip(table["loss"], table["mix"], strict=True)) == {
-        (loss, mix) for loss in ("bce", "asl", "combined") for mix in ("goemotions", "all4")
+    assert set(zip(table["loss"], table["mix"], table["imbalance"], strict=True)) == {
+        (loss, mix, "none") for loss in ("bce", "asl", "combined") for mix in ("goemotions", "all4")
     }
     assert set(table["dataset"]) == {"goemotions", "semeval2018_ec", "isear", "meld"}
+    assert set(table["level"]) == {"labels", "ekman", "sentiment"}
     assert np.all(np.isfinite(table["mean"])) and table["mean"].between(0, 1).all()
     assert (table["n"] == 1).all()
+    # Every macro-F1 has its bootstrap interval around it.
+    assert ((table["ci_low"] <= table["mean"]) & (table["mean"] <= table["ci_high"])).all()
+    assert (table["ci_high"] - table["ci_low"] > 0).all()
+    at_half = pd.read_csv(demo_run / "tables/f1_macro_at_0.5.csv")
+    assert ((at_half["ci_low"] <= at_half["mean"]) & (at_half["mean"] <= at_half["ci_high"])).all()
+
+
+@pytest.mark.slow
+def test_demo_paired_table_is_the_whole_family_with_holm(demo_run):
+    paired = pd.read_csv(demo_run / "tables/paired.csv")
+    # Per dataset: 3 loss pairs in each of 2 mixes + 1 mix pair for each of 3 losses; one strategy.
+    assert len(paired) == 4 * (3 * 2 + 1 * 3)
+    assert set(paired["compared"]) == {"loss", "mix"}
+    assert ((paired["ci_low"] <= paired["difference"]) & (paired["difference"] <= paired["ci_high"])).all()
+    assert (paired["p_holm"] >= paired["p_value"] - 1e-12).all() and paired["p_value"].between(0, 1).all()
+    assert "Holm" in (demo_run / "tables/paired.md").read_text()
 
 
 @pytest.mark.slow
 def test_demo_eval_reports_tune_on_validation(demo_run):
-    reports = sorted((demo_run / "runs").glob("*/*/seed1/eval_report.json"))
+    reports = sorted((demo_run / "runs").glob("*/*/none/seed1/eval_report.json"))
     assert len(reports) == 6
     for path in reports:
         report = json.loads(path.read_text())
@@ -93,6 +113,8 @@ def test_demo_eval_reports_tune_on_validation(demo_run):
             for split in ("validation", "test"):
                 for key in ("f1_macro@0.5", "f1_macro@tuned", "f1_micro@0.5", "f1_micro@tuned"):
                     assert 0.0 <= result[split][key] <= 1.0
+                    for level in ("ekman", "sentiment"):
+                        assert 0.0 <= result["levels"][level][split][key] <= 1.0
 
 
 @pytest.mark.slow
@@ -119,6 +141,12 @@ def test_rerun_is_a_no_op_and_a_new_seed_runs_only_new_cells(demo_run):
     train_outputs = re.findall(r"rule train:\n(?:.*\n)*?\s+output: (.*)", dry)
     assert len(train_outputs) == 6
     assert all("seed2" in out and "seed1" not in out for out in train_outputs)
+    # Adding an imbalance strategy runs only its own cells, under their own paths.
+    (workdir / "oversample.yaml").write_text("imbalance: [none, oversample]\n")
+    dry = snakemake(workdir, "-n", "--cores", "1", overlay=str(workdir / "oversample.yaml")).stdout
+    train_outputs = re.findall(r"rule train:\n(?:.*\n)*?\s+output: (.*)", dry)
+    assert len(train_outputs) == 6
+    assert all("/oversample/seed1/" in out for out in train_outputs)
 
 
 def test_lint_is_clean(tmp_path):
@@ -168,3 +196,26 @@ def test_methods_caption_states_the_actual_config(overlays):
     assert f"``{config['model']['name']}``" in text
     assert ("**not** verified" in text) == (not config["data"]["verify_md5"])
     assert text.count("\n- **") == len(config["datasets"]) + len(config["losses"])
+
+
+@pytest.mark.parametrize("overlays", [(), ("config/demo.yaml",)])
+def test_every_caption_renders_and_the_statistics_captions_state_their_methods(overlays):
+    from jinja2 import Environment, StrictUndefined
+
+    from conftest import load_config
+
+    config = load_config(*overlays)
+    env = Environment(trim_blocks=True, lstrip_blocks=True, undefined=StrictUndefined)
+    snakemake_object = type("S", (), {"config": config})
+    rendered = {
+        path.name: env.from_string(path.read_text()).render(snakemake=snakemake_object)
+        for path in sorted((REPO_ROOT / "report").glob("*.rst"))
+    }
+    assert "**p-values are Holm-corrected**" in rendered["paired.rst"]
+    assert "Holm" in rendered["paired_plot.rst"]
+    statistics = config["evaluation"]["statistics"]
+    assert f"{statistics['resamples']} resamples" in rendered["f1_macro.rst"]
+    assert "0.64" in rendered["f1_macro.rst"] and "0.69" in rendered["f1_macro.rst"]
+    assert "**ekman** (7 groups" in rendered["f1_macro.rst"]
+    strategies = rendered["workflow.rst"].split("Imbalance strategies:")[1].split("\n")[0]
+    assert strategies.count("**") == 2 * len(config["imbalance"])

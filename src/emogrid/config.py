@@ -100,7 +100,7 @@ def cell_dir(results: str, mix: str, loss: str, imbalance: str, seed: int | str)
 
 def imbalance_config(config: dict, imbalance: str) -> dict:
     """One strategy with its own settings only, so changing another strategy's cap reruns nothing here."""
-    return {"strategy": imbalance, **config["imbalance_settings"].get(imbalance, {})}
+    return {"strategy": imbalance, **config.get("imbalance_settings", {}).get(imbalance, {})}
 
 
 def token_file(results: str, dataset: str, split: str) -> str:
