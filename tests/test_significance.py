@@ -168,3 +168,12 @@ def test_tables_show_the_interval_beside_mean_and_std(grid, tmp_path):
     assert "95% bootstrap interval" in markdown and "toy · polarity" in markdown
     row = summary.iloc[0]
     assert f"[{row['ci_low']:.3f}, {row['ci_high']:.3f}]" in markdown
+
+
+def test_a_single_cell_grid_has_intervals_and_an_empty_paired_table(grid, tmp_path):
+    intervals, paired = grid_statistics(grid["cells"][:1], LABELS, GROUPS, SETTINGS)
+    assert len(intervals) == 4 and (intervals["seeds"] == 1).all()
+    assert paired.empty and list(paired.columns) == PAIRED_COLUMNS
+    write_paired_tables(paired, tmp_path / "paired", 0.95, "normal", 0.05)
+    plot_paired_differences(paired, tmp_path / "paired.png")
+    assert (tmp_path / "paired.png").stat().st_size > 0

@@ -162,6 +162,9 @@ def test_lint_is_clean(tmp_path):
         ("mixes: {bad: {goemotions: 1.0, emobank: 1.0}}", "mixes.bad.emobank"),
         ("losses: {focal: {type: focal}}", "focal"),
         ("trainig: {epochs: 3}", "trainig"),
+        ("imbalance: [none, smote]", "smote"),
+        ("label_groups: {ekman: {joy: [glee]}}", "label_groups.ekman.joy"),
+        ("evaluation: {statistics: {p_value: bayes}}", "p_value"),
     ],
 )
 def test_bad_config_fails_before_any_job_naming_the_key(tmp_path, overlay, key):
