@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from emogrid import io
 
@@ -277,16 +278,18 @@ def write_paired_tables(
 
 
 def plot_paired_differences(paired: pd.DataFrame, path: str | Path) -> None:
-    """Forest plot of the paired table: one panel per dataset, one row per comparison, the difference
-    with its interval; filled markers where significant after Holm."""
+    """Forest plot of the paired table: one panel per dataset sharing one row per comparison (named
+    on the left), the difference with its interval; filled markers where significant after Holm."""
     datasets = list(pd.unique(paired["dataset"])) or ["(no comparisons)"]
-    rows_per_panel = max([int((paired["dataset"] == d).sum()) for d in datasets] + [1])
-    figure = _new_figure(max(5.0, 3.6 * len(datasets)), 1.2 + 0.24 * rows_per_panel)
-    axes = figure.subplots(1, len(datasets), squeeze=False)[0]
+    keys = list(
+        dict.fromkeys(zip(paired["compared"], paired["a"], paired["b"], paired["within"], strict=True))
+    )
+    position_of = {key: len(keys) - 1 - i for i, key in enumerate(keys)}
+    figure = _new_figure(2.8 + 2.6 * len(datasets), 1.6 + 0.22 * max(len(keys), 1))
+    axes = figure.subplots(1, len(datasets), sharey=True, sharex=True, squeeze=False)[0]
     for axis, dataset in zip(axes, datasets, strict=True):
-        rows = paired[paired["dataset"] == dataset].reset_index(drop=True)
-        positions = np.arange(len(rows))[::-1]
-        for position, row in zip(positions, rows.itertuples(index=False), strict=True):
+        for row in paired[paired["dataset"] == dataset].itertuples(index=False):
+            position = position_of[(row.compared, row.a, row.b, row.within)]
             colour = f"C{CELL_COLUMNS.index(row.compared) % 10}"
             axis.plot([row.ci_low, row.ci_high], [position, position], color=colour, linewidth=1.2)
             axis.plot(
@@ -298,12 +301,24 @@ def plot_paired_differences(paired: pd.DataFrame, path: str | Path) -> None:
                 markersize=4,
             )
         axis.axvline(0.0, color="0.4", linewidth=0.8, linestyle="--")
-        names = [f"{r.a} − {r.b} ({r.within})" for r in rows.itertuples(index=False)]
-        axis.set_yticks(positions, names, fontsize=6)
-        axis.set_ylim(-0.8, max(len(rows), 1) - 0.2)
         axis.set_title(dataset)
-        axis.set_xlabel("difference in test macro-F1")
+        axis.set_xlabel("a − b, test macro-F1")
         axis.grid(axis="x", alpha=0.3)
+    names = [f"{a} − {b} ({within})" for _, a, b, within in keys]
+    axes[0].set_yticks([position_of[key] for key in keys], names, fontsize=6)
+    axes[0].set_ylim(-0.8, max(len(keys), 1) - 0.2)
+    legend = [
+        Line2D([], [], color=f"C{i}", marker="o", label=f"{dimension} pair")
+        for i, dimension in enumerate(CELL_COLUMNS)
+        if dimension in set(paired["compared"])
+    ]
+    legend.append(Line2D([], [], color="0.3", marker="o", linestyle="", label="significant (Holm)"))
+    legend.append(
+        Line2D(
+            [], [], color="0.3", marker="o", markerfacecolor="white", linestyle="", label="not significant"
+        )
+    )
+    figure.legend(handles=legend, loc="outside lower center", ncols=len(legend), fontsize="small")
     _save_png(figure, path)
 
 
