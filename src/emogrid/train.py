@@ -1,4 +1,4 @@
-"""Train one grid cell: `python -m emogrid.train results/runs/<mix>/<loss>/seed<k>/cell.json`.
+"""Train one grid cell: `python -m emogrid.train results/runs/<mix>/<loss>/<imbalance>/seed<k>/cell.json`.
 
 Reads the tokenized splits named in the cell config, fine-tunes the model with the HF Trainer and
 the configured loss, then writes predictions for the validation and test splits of every evaluation
