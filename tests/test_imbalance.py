@@ -144,3 +144,18 @@ def test_strategies_see_only_training_rows(make_cell, tiny_corpus, monkeypatch, 
         for i in pd.read_parquet(files[(d, s)])["id"]
     }
     assert predictions["id"].is_unique and set(predictions["id"]) == expected_ids
+
+
+def test_prior_bias_with_pos_weight_starts_at_the_weighted_optimum():
+    from emogrid.train import init_bias_from_prior
+
+    labels = np.array([[1, 0], [0, 0], [0, 0], [0, 1]] * 5, dtype=np.float32)  # priors 1/4, 1/4
+    mask = np.ones_like(labels)
+    layer = torch.nn.Linear(4, 2)
+    init_bias_from_prior(layer, labels, mask, pos_weight=np.array([3.0, 1.0]))
+    # Weight 3 on a 1/4 prior: 0.75 / (0.75 + 0.75) = 0.5 -> logit 0; weight 1 keeps logit(1/4).
+    np.testing.assert_allclose(layer.bias.detach().numpy(), [0.0, np.log(1 / 3)], atol=1e-6)
+    # The weighted BCE of a constant output is lowest there.
+    p = np.linspace(0.01, 0.99, 981)
+    weighted_loss = -(3 * 0.25 * np.log(p) + 0.75 * np.log(1 - p))
+    assert p[np.argmin(weighted_loss)] == pytest.approx(0.5, abs=1e-3)
