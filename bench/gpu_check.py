@@ -105,7 +105,7 @@ def summarize(out_dir: Path, seconds: float) -> dict:
 def run_variant(
     root: Path, config: dict, model: Path, name: str, training: dict, mix="all4", model_over=None
 ) -> dict:
-    cell = cell_config(config, mix, "combined", 1, str(root), str(model))
+    cell = cell_config(config, mix, "combined", "none", 1, str(root), str(model))
     cell["model"].update(model_over or {})
     cell["training"].update(training)
     cell["output_dir"] = str(root / "runs" / name)
@@ -118,7 +118,7 @@ def run_variant(
 
 
 def run_torchrun(root: Path, config: dict, model: Path) -> dict:
-    cell = cell_config(config, "goemotions", "bce", 1, str(root), str(model))
+    cell = cell_config(config, "goemotions", "bce", "none", 1, str(root), str(model))
     cell["training"].update(precision="auto", num_train_epochs=1)
     cell["output_dir"] = str(root / "runs" / "torchrun")
     path = root / "torchrun_cell.json"

@@ -25,6 +25,7 @@ wildcard_constraints:
     dataset="|".join(DATASETS),
     mix="|".join(config["mixes"]),
     loss="|".join(config["losses"]),
+    imbalance="|".join(config["imbalance"]),
     seed="|".join(str(s) for s in config["seeds"]),
     split="|".join(SPLITS),
 
@@ -61,7 +62,13 @@ def synthetic_files():
 
 def get_cell(wildcards):
     return cell_config(
-        config, wildcards.mix, wildcards.loss, int(wildcards.seed), RESULTS, model_dir()
+        config,
+        wildcards.mix,
+        wildcards.loss,
+        wildcards.imbalance,
+        int(wildcards.seed),
+        RESULTS,
+        model_dir(),
     )
 
 
@@ -92,7 +99,7 @@ def get_train_inputs(wildcards):
 
 def cell_paths(filename):
     return [
-        f"{cell_dir(RESULTS, c['mix'], c['loss'], c['seed'])}/{filename}"
+        f"{cell_dir(RESULTS, c['mix'], c['loss'], c['imbalance'], c['seed'])}/{filename}"
         for c in grid_cells(config)
     ]
 
@@ -100,6 +107,8 @@ def cell_paths(filename):
 def get_final_output():
     return [
         f"{RESULTS}/tables/f1_macro.csv",
+        f"{RESULTS}/tables/paired.html",
+        f"{RESULTS}/plots/paired_differences.png",
         f"{RESULTS}/tables/data_summary.html",
         f"{RESULTS}/tables/runs.html",
         f"{RESULTS}/gpu_check.html",

@@ -1,13 +1,72 @@
+# Aggregation, plots and tables run where snakemake runs (seconds of numpy), never as cluster jobs.
 localrules:
+    bootstrap,
     f1_tables,
+    paired_tables,
     plots,
     data_summary,
     run_overview,
 
 
+rule bootstrap:
+    input:
+        predictions=cell_paths("predictions.parquet"),
+        reports=cell_paths("eval_report.json"),
+    output:
+        intervals=f"{RESULTS}/statistics/intervals.csv",
+        paired=f"{RESULTS}/statistics/paired.csv",
+    log:
+        f"{RESULTS}/logs/bootstrap.log",
+    benchmark:
+        f"{RESULTS}/benchmarks/bootstrap.tsv"
+    params:
+        labels=config["labels"],
+        label_groups=config["label_groups"],
+        settings=config["evaluation"]["statistics"],
+    script:
+        "../workflow_scripts/bootstrap.py"
+
+
+rule paired_tables:
+    input:
+        f"{RESULTS}/statistics/paired.csv",
+    output:
+        md=report(
+            f"{RESULTS}/tables/paired.md",
+            caption="../report/paired.rst",
+            category="Results",
+            labels={"table": "paired comparisons", "format": "markdown"},
+        ),
+        html=report(
+            f"{RESULTS}/tables/paired.html",
+            caption="../report/paired.rst",
+            category="Results",
+            labels={"table": "paired comparisons", "format": "html"},
+        ),
+        csv=report(
+            f"{RESULTS}/tables/paired.csv",
+            caption="../report/paired.rst",
+            category="Results",
+            labels={"table": "paired comparisons", "format": "csv"},
+        ),
+        plot=report(
+            f"{RESULTS}/plots/paired_differences.png",
+            caption="../report/paired_plot.rst",
+            category="Results",
+            labels={"figure": "paired differences"},
+        ),
+    log:
+        f"{RESULTS}/logs/paired_tables.log",
+    params:
+        settings=config["evaluation"]["statistics"],
+    script:
+        "../workflow_scripts/paired_tables.py"
+
+
 rule f1_tables:
     input:
-        cell_paths("eval_report.json"),
+        reports=cell_paths("eval_report.json"),
+        intervals=f"{RESULTS}/statistics/intervals.csv",
     output:
         csv=report(
             f"{RESULTS}/tables/f1_macro.csv",
@@ -41,6 +100,8 @@ rule f1_tables:
         ),
     log:
         f"{RESULTS}/logs/f1_tables.log",
+    params:
+        confidence=config["evaluation"]["statistics"]["confidence"],
     script:
         "../workflow_scripts/f1_tables.py"
 

@@ -6,9 +6,9 @@ localrules:
 
 rule cell_config:
     output:
-        f"{RESULTS}/runs/{{mix}}/{{loss}}/seed{{seed}}/cell.json",
+        f"{RESULTS}/runs/{{mix}}/{{loss}}/{{imbalance}}/seed{{seed}}/cell.json",
     log:
-        f"{RESULTS}/logs/cell_config/{{mix}}/{{loss}}/seed{{seed}}.log",
+        f"{RESULTS}/logs/cell_config/{{mix}}/{{loss}}/{{imbalance}}/seed{{seed}}.log",
     params:
         # The resolved cell is a param: a cell reruns only when its own settings change.
         cell=get_cell,
@@ -18,17 +18,17 @@ rule cell_config:
 
 rule train:
     input:
-        cell=f"{RESULTS}/runs/{{mix}}/{{loss}}/seed{{seed}}/cell.json",
+        cell=f"{RESULTS}/runs/{{mix}}/{{loss}}/{{imbalance}}/seed{{seed}}/cell.json",
         tokens=get_train_inputs,
         model=model_dir(),
     output:
-        predictions=f"{RESULTS}/runs/{{mix}}/{{loss}}/seed{{seed}}/predictions.parquet",
-        train_log=f"{RESULTS}/runs/{{mix}}/{{loss}}/seed{{seed}}/train_log.json",
-        run_info=f"{RESULTS}/runs/{{mix}}/{{loss}}/seed{{seed}}/run_info.json",
+        predictions=f"{RESULTS}/runs/{{mix}}/{{loss}}/{{imbalance}}/seed{{seed}}/predictions.parquet",
+        train_log=f"{RESULTS}/runs/{{mix}}/{{loss}}/{{imbalance}}/seed{{seed}}/train_log.json",
+        run_info=f"{RESULTS}/runs/{{mix}}/{{loss}}/{{imbalance}}/seed{{seed}}/run_info.json",
     log:
-        f"{RESULTS}/logs/train/{{mix}}/{{loss}}/seed{{seed}}.log",
+        f"{RESULTS}/logs/train/{{mix}}/{{loss}}/{{imbalance}}/seed{{seed}}.log",
     benchmark:
-        f"{RESULTS}/benchmarks/train/{{mix}}/{{loss}}/seed{{seed}}.tsv"
+        f"{RESULTS}/benchmarks/train/{{mix}}/{{loss}}/{{imbalance}}/seed{{seed}}.tsv"
     resources:
         gpu=config["training"]["gpus"],
         mem_mb=get_train_mem_mb,
@@ -36,20 +36,21 @@ rule train:
     params:
         launcher=get_launcher,
     shell:
-        # Appends: each attempt's log (killed, resumed) stays readable after a retry.
-        "{params.launcher} -m emogrid.train {input.cell} >> {log} 2>&1"
+        # Snakemake starts each attempt with a fresh log; train_log.json lists every attempt's start.
+        "{params.launcher} -m emogrid.train {input.cell} > {log} 2>&1"
 
 
 rule evaluate:
     input:
-        f"{RESULTS}/runs/{{mix}}/{{loss}}/seed{{seed}}/predictions.parquet",
+        f"{RESULTS}/runs/{{mix}}/{{loss}}/{{imbalance}}/seed{{seed}}/predictions.parquet",
     output:
-        f"{RESULTS}/runs/{{mix}}/{{loss}}/seed{{seed}}/eval_report.json",
+        f"{RESULTS}/runs/{{mix}}/{{loss}}/{{imbalance}}/seed{{seed}}/eval_report.json",
     log:
-        f"{RESULTS}/logs/evaluate/{{mix}}/{{loss}}/seed{{seed}}.log",
+        f"{RESULTS}/logs/evaluate/{{mix}}/{{loss}}/{{imbalance}}/seed{{seed}}.log",
     params:
         labels=config["labels"],
         grid=config["evaluation"]["threshold_grid"],
+        label_groups=config["label_groups"],
     script:
         "../workflow_scripts/evaluate.py"
 

@@ -123,8 +123,9 @@ def tiny_corpus(tmp_path_factory, labels):
 def make_cell(tiny_corpus, tmp_path):
     """A cell config over the tiny corpus; keyword arguments override training settings."""
 
-    def make(mix=None, loss=None, seed=1, output_dir=None, **training):
+    def make(mix=None, loss=None, seed=1, output_dir=None, imbalance=None, **training):
         mix = mix or {"alpha": 0.5, "beta": 0.5}
+        imbalance = imbalance or {"strategy": "none"}
         files = tiny_corpus["files"]
         base_training = load_config()["training"] | {
             "learning_rate": 5e-3,
@@ -141,7 +142,7 @@ def make_cell(tiny_corpus, tmp_path):
         }
         return {
             "name": "test/cell",
-            "cell": {"mix": "test", "loss": "bce", "seed": seed},
+            "cell": {"mix": "test", "loss": "bce", "imbalance": imbalance["strategy"], "seed": seed},
             "labels": tiny_corpus["labels"],
             "model": {
                 "name": "tiny",
@@ -151,6 +152,7 @@ def make_cell(tiny_corpus, tmp_path):
             },
             "loss": loss or {"type": "bce"},
             "mix": mix,
+            "imbalance": imbalance,
             "train_files": [str(files[(d, "train")]) for d in mix],
             "validation_files": [str(files[(d, "validation")]) for d in mix],
             "eval_files": [str(files[(d, s)]) for d in ("alpha", "beta") for s in ("validation", "test")],

@@ -2,6 +2,7 @@
 
 import copy
 
+import numpy as np
 import pytest
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
@@ -63,15 +64,17 @@ def test_unknown_evaluation_dataset_is_an_error(config):
         check_config(config)
 
 
-def test_grid_is_the_product_of_mixes_losses_and_seeds(config):
+def test_grid_is_the_product_of_mixes_losses_imbalance_and_seeds(config):
     cells = grid_cells(config)
-    assert len(cells) == len(config["mixes"]) * len(config["losses"]) * len(config["seeds"])
-    assert len({(c["mix"], c["loss"], c["seed"]) for c in cells}) == len(cells)
+    dimensions = ("mixes", "losses", "imbalance", "seeds")
+    assert len(cells) == np.prod([len(config[d]) for d in dimensions])
+    assert len({(c["mix"], c["loss"], c["imbalance"], c["seed"]) for c in cells}) == len(cells)
+    assert {c["imbalance"] for c in cells} == {"none", "oversample", "pos_weight"}
 
 
 def test_cells_train_and_tune_only_on_train_and_validation(config):
     for c in grid_cells(config):
-        cell = cell_config(config, c["mix"], c["loss"], c["seed"], "results", "results/model")
+        cell = cell_config(config, c["mix"], c["loss"], c["imbalance"], c["seed"], "results", "results/model")
         assert all(f.endswith("/train.parquet") for f in cell["train_files"])
         assert all(f.endswith("/validation.parquet") for f in cell["validation_files"])
         assert {f.split("/")[-2] for f in cell["train_files"]} == set(config["mixes"][c["mix"]])
@@ -79,19 +82,62 @@ def test_cells_train_and_tune_only_on_train_and_validation(config):
 
 
 def test_cell_config_depends_only_on_its_own_settings(config):
-    """Adding a seed or a loss must not change the resolved config of an existing cell."""
-    before = cell_config(config, "all4", "bce", 1, "results", "results/model")
+    """Adding a seed or a loss, or changing another strategy's settings, must not change the resolved
+    config of an existing cell."""
+    before = cell_config(config, "all4", "bce", "oversample", 1, "results", "results/model")
     grown = copy.deepcopy(config)
     grown["seeds"].append(99)
     grown["losses"]["asl2"] = {"type": "asl", "gamma_neg": 2.0}
-    assert cell_config(grown, "all4", "bce", 1, "results", "results/model") == before
+    grown["imbalance_settings"]["pos_weight"]["cap"] = 3.0
+    assert cell_config(grown, "all4", "bce", "oversample", 1, "results", "results/model") == before
+    grown["imbalance_settings"]["oversample"]["cap"] = 3.0
+    changed = cell_config(grown, "all4", "bce", "oversample", 1, "results", "results/model")
+    assert changed["imbalance"] == {"strategy": "oversample", "cap": 3.0}
+
+
+def test_cell_paths_carry_the_imbalance_strategy(config):
+    cell = cell_config(config, "all4", "asl", "pos_weight", 2, "results", "results/model")
+    assert cell["output_dir"] == "results/runs/all4/asl/pos_weight/seed2"
+    assert cell["cell"] == {"mix": "all4", "loss": "asl", "imbalance": "pos_weight", "seed": 2}
+    assert cell_config(config, "all4", "asl", "none", 2, "results", "m")["imbalance"] == {"strategy": "none"}
+
+
+def test_unknown_imbalance_strategy_names_the_key(config):
+    config["imbalance"] = ["none", "smote"]
+    message = schema_error(config)
+    assert "imbalance" in message and "smote" in message
+
+
+def test_shipped_label_groups_partition_the_labels(config):
+    for level, groups in config["label_groups"].items():
+        members = [m for group in groups.values() for m in group]
+        assert sorted(members) == sorted(config["labels"]), level
+    assert list(config["label_groups"]["ekman"]) == [
+        "anger", "disgust", "fear", "joy", "sadness", "surprise", "neutral"
+    ]  # fmt: skip
+    assert list(config["label_groups"]["sentiment"]) == ["positive", "negative", "ambiguous", "neutral"]
+
+
+@pytest.mark.parametrize(
+    ("change", "key", "problem"),
+    [
+        (lambda g: g["ekman"]["joy"].append("glee"), "label_groups.ekman.joy", "not one of the labels"),
+        (lambda g: g["ekman"]["fear"].append("annoyance"), "label_groups.ekman.fear", "already in group"),
+        (lambda g: g["sentiment"]["ambiguous"].remove("surprise"), "label_groups.sentiment", "in no group"),
+    ],
+)
+def test_bad_label_groups_name_the_key(config, change, key, problem):
+    change(config["label_groups"])
+    with pytest.raises(ConfigError, match=problem) as caught:
+        check_config(config)
+    assert caught.value.key == key
 
 
 def test_grid_selects_named_losses_and_mixes(config):
     config["grid"] = {"losses": ["asl"], "mixes": ["all4"]}
     cells = grid_cells(config)
     assert {(c["mix"], c["loss"]) for c in cells} == {("all4", "asl")}
-    assert len(cells) == len(config["seeds"])
+    assert len(cells) == len(config["seeds"]) * len(config["imbalance"])
 
 
 def test_grid_naming_an_unknown_loss_names_the_key(config):

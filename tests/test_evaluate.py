@@ -13,7 +13,7 @@ from emogrid.evaluate import evaluate_file, evaluate_predictions, score, thresho
 LABELS = ["anger", "joy", "fear", "sadness", "surprise", "neutral"]
 GRID_SPEC = {"start": 0.05, "stop": 0.95, "step": 0.05}
 GRID = threshold_grid(GRID_SPEC)
-CELL = {"mix": "all4", "loss": "bce", "seed": 1}
+CELL = {"mix": "all4", "loss": "bce", "imbalance": "none", "seed": 1}
 
 
 def expected_thresholds(y_true: np.ndarray, probs: np.ndarray, grid: np.ndarray) -> np.ndarray:
@@ -282,3 +282,99 @@ def test_evaluate_file_round_trips_parquet_and_writes_atomically(predictions, tm
     assert io.read_json(out_path) == returned
     assert returned == evaluate_predictions(predictions, LABELS, GRID_SPEC, CELL)
     assert not list(tmp_path.rglob("*.tmp"))
+
+
+# --------------------------------------------------------------------------- grouped levels
+
+GROUP_LABELS = ["anger", "annoyance", "joy", "amusement", "neutral"]
+GROUPS = {
+    "level": {"negative": ["anger", "annoyance"], "positive": ["joy", "amusement"], "neutral": ["neutral"]}
+}
+GROUP_PROBS = np.array(
+    [
+        [0.2, 0.7, 0.1, 0.1, 0.1],
+        [0.1, 0.1, 0.6, 0.3, 0.4],
+        [0.6, 0.1, 0.2, 0.1, 0.3],
+        [0.3, 0.8, 0.4, 0.2, 0.1],
+    ]
+)
+GROUP_TRUTH = np.array([[1, 0, 0, 0, 0], [0, 0, 0, 1, 0], [0, 0, 0, 0, 1], [0, 1, 1, 0, 0]], dtype=np.int8)
+
+
+def group_rows(mask: np.ndarray) -> pd.DataFrame:
+    """The hand-computed case as validation and test rows (test = the four rows above)."""
+    frames = []
+    for split in ("validation", "test"):
+        frames.append(
+            pd.DataFrame(
+                {
+                    "dataset": "toy",
+                    "split": split,
+                    "id": [f"{split}-{i}" for i in range(4)],
+                    "probs": list(GROUP_PROBS.astype(np.float32)),
+                    "labels": list(GROUP_TRUTH * mask),
+                    "label_mask": [mask] * 4,
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_grouped_scoring_matches_a_hand_computed_case():
+    # Group probabilities (max over members): negative .7 .1 .6 .8, positive .1 .6 .2 .4, neutral .1 .4 .3 .1
+    # Truth: negative 1 0 0 1, positive 0 1 0 1, neutral 0 0 1 0.
+    # At 0.5: negative TP 2, FP 1, FN 0 -> F1 4/5; positive TP 1, FN 1 -> 2/3; neutral never predicted -> 0.
+    full = np.ones(5, dtype=np.int8)
+    report = evaluate_predictions(group_rows(full), GROUP_LABELS, GRID_SPEC, CELL, GROUPS)
+    level = report["datasets"]["toy"]["levels"]["level"]
+    assert level["covered_labels"] == ["negative", "positive", "neutral"]
+    assert level["test"]["per_class@0.5"] == pytest.approx(
+        {"negative": 0.8, "positive": 2 / 3, "neutral": 0.0}
+    )
+    assert level["test"]["f1_macro@0.5"] == pytest.approx((0.8 + 2 / 3 + 0.0) / 3)
+    # The fine level is unchanged by the grouping.
+    assert (
+        report["datasets"]["toy"]["test"]
+        == evaluate_predictions(group_rows(full), GROUP_LABELS, GRID_SPEC, CELL)["datasets"]["toy"]["test"]
+    )
+
+
+def test_group_thresholds_are_tuned_on_validation_only():
+    full = np.ones(5, dtype=np.int8)
+    rows = group_rows(full)
+    baseline = evaluate_predictions(rows, GROUP_LABELS, GRID_SPEC, CELL, GROUPS)
+    is_test = rows["split"] == "test"
+    rows.loc[is_test, "probs"] = pd.Series([np.full(5, 0.99, np.float32)] * 4, index=rows.index[is_test])
+    changed = evaluate_predictions(rows, GROUP_LABELS, GRID_SPEC, CELL, GROUPS)
+    before, after = baseline["datasets"]["toy"]["levels"], changed["datasets"]["toy"]["levels"]
+    assert after["level"]["thresholds"] == before["level"]["thresholds"]
+    assert after["level"]["test"] != before["level"]["test"]
+    # With validation = the hand-computed rows, the tuned negative threshold separates .6 from .7.
+    assert before["level"]["thresholds"]["negative"] == pytest.approx(0.65)
+
+
+def test_groups_use_only_covered_members():
+    # annoyance uncovered: negative = anger only, probs .2 .1 .6 .3, truth 1 0 0 0 -> TP 0, FP 1, FN 1 -> 0.
+    mask = np.array([1, 0, 1, 1, 1], dtype=np.int8)
+    level = evaluate_predictions(group_rows(mask), GROUP_LABELS, GRID_SPEC, CELL, GROUPS)["datasets"]["toy"]
+    assert level["levels"]["level"]["test"]["per_class@0.5"]["negative"] == 0.0
+    assert level["levels"]["level"]["test"]["f1_macro@0.5"] == pytest.approx((0 + 2 / 3 + 0) / 3)
+    # No covered member at all: the group is not scored.
+    mask = np.array([0, 0, 1, 1, 1], dtype=np.int8)
+    level = evaluate_predictions(group_rows(mask), GROUP_LABELS, GRID_SPEC, CELL, GROUPS)["datasets"]["toy"]
+    assert level["levels"]["level"]["covered_labels"] == ["positive", "neutral"]
+
+
+def test_split_decisions_reproduce_the_report():
+    from emogrid.bootstrap import f1_macro
+    from emogrid.evaluate import split_decisions
+
+    rows = group_rows(np.ones(5, dtype=np.int8))
+    entry = evaluate_predictions(rows, GROUP_LABELS, GRID_SPEC, CELL, GROUPS)["datasets"]["toy"]
+    found = split_decisions("toy", rows, entry, GROUP_LABELS, GROUPS)
+    assert set(found) == {"labels", "level"}
+    for level, level_entry in (("labels", entry), ("level", entry["levels"]["level"])):
+        for mode in ("0.5", "tuned"):
+            recomputed = f1_macro(found[level]["truth"], found[level]["decisions"][mode])
+            assert recomputed == pytest.approx(level_entry["test"][f"f1_macro@{mode}"])
+    assert found["level"]["truth"][:, 0].tolist() == [True, False, False, True]

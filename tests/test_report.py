@@ -26,16 +26,18 @@ from emogrid.report import (
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 COVERED = {"goemotions": ["anger", "joy", "fear", "neutral"], "meld": ["anger", "joy", "neutral"]}
-# (loss, mix) -> seeds; asl/goemotions has a single seed to exercise the n=1 case.
+# (loss, mix, imbalance) -> seeds; asl/goemotions has a single seed to exercise the n=1 case.
 CELLS = {
-    ("bce", "goemotions"): [1, 2, 3],
-    ("bce", "all4"): [1, 2, 3],
-    ("asl", "goemotions"): [1],
-    ("asl", "all4"): [1, 2],
+    ("bce", "goemotions", "none"): [1, 2, 3],
+    ("bce", "all4", "none"): [1, 2, 3],
+    ("bce", "all4", "oversample"): [1, 2],
+    ("asl", "goemotions", "none"): [1],
+    ("asl", "all4", "none"): [1, 2],
 }
+GROUPS = {"ekman": ["anger", "joy", "neutral"]}
 
 
-def fake_report(rng: np.random.Generator, loss: str, mix: str, seed: int) -> dict:
+def fake_report(rng: np.random.Generator, loss: str, mix: str, imbalance: str, seed: int) -> dict:
     def split_metrics(covered, with_per_class):
         metrics = {"n": int(rng.integers(50, 100))}
         for name in ("f1_macro@0.5", "f1_macro@tuned", "f1_micro@0.5", "f1_micro@tuned"):
@@ -45,16 +47,19 @@ def fake_report(rng: np.random.Generator, loss: str, mix: str, seed: int) -> dic
                 metrics[name] = {label: float(rng.random()) for label in covered}
         return metrics
 
+    def level(covered):
+        return {
+            "covered_labels": covered,
+            "thresholds": {label: float(rng.choice([0.3, 0.5])) for label in covered},
+            "validation": split_metrics(covered, False),
+            "test": split_metrics(covered, True),
+        }
+
     return {
-        "cell": {"mix": mix, "loss": loss, "seed": seed},
+        "cell": {"mix": mix, "loss": loss, "imbalance": imbalance, "seed": seed},
         "threshold_source": "validation",
         "datasets": {
-            dataset: {
-                "covered_labels": covered,
-                "thresholds": {label: float(rng.choice([0.3, 0.5])) for label in covered},
-                "validation": split_metrics(covered, False),
-                "test": split_metrics(covered, True),
-            }
+            dataset: level(covered) | {"levels": {name: level(groups) for name, groups in GROUPS.items()}}
             for dataset, covered in COVERED.items()
         },
     }
@@ -64,12 +69,12 @@ def fake_report(rng: np.random.Generator, loss: str, mix: str, seed: int) -> dic
 def reports(tmp_path):
     rng = np.random.default_rng(5)
     written = {}
-    for (loss, mix), seeds in CELLS.items():
+    for (loss, mix, imbalance), seeds in CELLS.items():
         for seed in seeds:
-            path = tmp_path / "runs" / mix / loss / f"seed{seed}" / "eval_report.json"
-            report = fake_report(rng, loss, mix, seed)
+            path = tmp_path / "runs" / mix / loss / imbalance / f"seed{seed}" / "eval_report.json"
+            report = fake_report(rng, loss, mix, imbalance, seed)
             io.write_json(path, report)
-            written[(loss, mix, seed)] = (path, report)
+            written[(loss, mix, imbalance, seed)] = (path, report)
     return written
 
 
@@ -89,14 +94,16 @@ def assert_valid_png(path):
 
 def test_collect_reports_long_format(long_df, reports):
     assert list(long_df.columns) == LONG_COLUMNS
-    key = ["mix", "loss", "seed", "dataset", "split", "metric", "label"]
+    key = ["mix", "loss", "imbalance", "seed", "dataset", "level", "split", "metric", "label"]
     assert long_df.duplicated(subset=key).sum() == 0
-    _, report = reports[("bce", "all4", 2)]
+    _, report = reports[("bce", "all4", "none", 2)]
     row = long_df[
         (long_df["loss"] == "bce")
         & (long_df["mix"] == "all4")
+        & (long_df["imbalance"] == "none")
         & (long_df["seed"] == 2)
         & (long_df["dataset"] == "meld")
+        & (long_df["level"] == "labels")
         & (long_df["split"] == "test")
     ]
     scalar = row[row["metric"] == "f1_macro@tuned"]
@@ -104,20 +111,34 @@ def test_collect_reports_long_format(long_df, reports):
     assert scalar["value"].item() == report["datasets"]["meld"]["test"]["f1_macro@tuned"]
     per_class = row[row["metric"] == "per_class@tuned"].set_index("label")["value"].to_dict()
     assert per_class == report["datasets"]["meld"]["test"]["per_class@tuned"]
-    cell_rows = long_df[(long_df["loss"] == "bce") & (long_df["mix"] == "all4") & (long_df["seed"] == 2)]
-    thresholds = cell_rows[(cell_rows["metric"] == "threshold") & (cell_rows["dataset"] == "meld")]
+    cell_rows = long_df[
+        (long_df["loss"] == "bce")
+        & (long_df["mix"] == "all4")
+        & (long_df["imbalance"] == "none")
+        & (long_df["seed"] == 2)
+    ]
+    thresholds = cell_rows[
+        (cell_rows["metric"] == "threshold")
+        & (cell_rows["dataset"] == "meld")
+        & (cell_rows["level"] == "labels")
+    ]
     assert thresholds.set_index("label")["value"].to_dict() == report["datasets"]["meld"]["thresholds"]
     assert set(thresholds["split"]) == {"validation"}
+    ekman = cell_rows[
+        (cell_rows["level"] == "ekman") & (cell_rows["dataset"] == "meld") & (cell_rows["split"] == "test")
+    ]
+    ekman_report = report["datasets"]["meld"]["levels"]["ekman"]["test"]
+    assert ekman[ekman["metric"] == "f1_macro@tuned"]["value"].item() == ekman_report["f1_macro@tuned"]
 
 
 def test_collect_reports_rejects_duplicate_cells(reports):
-    path, _ = reports[("bce", "all4", 1)]
+    path, _ = reports[("bce", "all4", "none", 1)]
     with pytest.raises(ValueError, match="twice"):
         collect_reports([path, path])
 
 
 def test_collect_reports_rejects_reports_not_tuned_on_validation(tmp_path):
-    report = fake_report(np.random.default_rng(0), "bce", "all4", 1)
+    report = fake_report(np.random.default_rng(0), "bce", "all4", "none", 1)
     report["threshold_source"] = "test"
     io.write_json(tmp_path / "eval_report.json", report)
     with pytest.raises(ValueError, match="threshold_source"):
@@ -132,9 +153,10 @@ def test_summary_mean_std_match_numpy(long_df, reports):
     assert list(summary.columns) == SUMMARY_COLUMNS
     assert len(summary) == len(CELLS) * len(COVERED)
     for row in summary.itertuples():
-        seeds = CELLS[(row.loss, row.mix)]
+        seeds = CELLS[(row.loss, row.mix, row.imbalance)]
         test_metrics = [
-            reports[(row.loss, row.mix, seed)][1]["datasets"][row.dataset]["test"] for seed in seeds
+            reports[(row.loss, row.mix, row.imbalance, seed)][1]["datasets"][row.dataset]["test"]
+            for seed in seeds
         ]
         values = np.array([metrics["f1_macro@tuned"] for metrics in test_metrics])
         assert row.n == len(values)
@@ -147,24 +169,39 @@ def test_summary_mean_std_match_numpy(long_df, reports):
 
 def test_f1_macro_table_cells(long_df):
     table = f1_macro_table(long_df)
-    assert table.index.names == ["loss", "mix"]
+    assert table.index.names == ["loss", "mix", "imbalance"]
     assert list(table.index) == list(CELLS)
-    assert list(table.columns) == list(COVERED)
-    summary = summarize_metric(long_df).set_index(["loss", "mix", "dataset"])
-    bce = summary.loc[("bce", "all4", "meld")]
-    assert table.loc[("bce", "all4"), "meld"] == f"{bce['mean']:.3f} ± {bce['std']:.3f} (n=3)"
-    assert table.loc[("asl", "goemotions"), "goemotions"].endswith("± n/a (n=1)")
+    assert list(table.columns) == ["goemotions", "goemotions · ekman", "meld", "meld · ekman"]
+    summary = summarize_metric(long_df, levels=None).set_index(
+        ["loss", "mix", "imbalance", "dataset", "level"]
+    )
+    bce = summary.loc[("bce", "all4", "none", "meld", "labels")]
+    assert table.loc[("bce", "all4", "none"), "meld"] == f"{bce['mean']:.3f} ± {bce['std']:.3f} (n=3)"
+    ekman = summary.loc[("bce", "all4", "oversample", "meld", "ekman")]
+    assert table.loc[("bce", "all4", "oversample"), "meld · ekman"].startswith(f"{ekman['mean']:.3f} ± ")
+    assert table.loc[("asl", "goemotions", "none"), "goemotions"].endswith("± n/a (n=1)")
+    assert list(f1_macro_table(long_df, levels=["labels"]).columns) == list(COVERED)
 
 
 def test_table_rows_grouped_by_loss_whatever_the_input_order(reports):
     mix_major = [
-        reports[(loss, mix, seed)][0]
+        reports[(loss, mix, imbalance, seed)][0]
+        for imbalance in ("oversample", "none")
         for mix in ("goemotions", "all4")
         for loss in ("bce", "asl")
-        for seed in CELLS[(loss, mix)]
+        if (loss, mix, imbalance) in CELLS
+        for seed in CELLS[(loss, mix, imbalance)]
     ]
     table = f1_macro_table(collect_reports(mix_major))
-    assert list(table.index) == list(CELLS)  # bce rows first, then asl
+    # Grouped by loss, then mix, then strategy, each in order of first appearance: the first report
+    # read is bce/all4/oversample, so all4 comes before goemotions and oversample before none.
+    assert list(table.index) == [
+        ("bce", "all4", "oversample"),
+        ("bce", "all4", "none"),
+        ("bce", "goemotions", "none"),
+        ("asl", "all4", "none"),
+        ("asl", "goemotions", "none"),
+    ]
 
 
 def test_write_tables_files(long_df, tmp_path):
@@ -175,7 +212,7 @@ def test_write_tables_files(long_df, tmp_path):
     np.testing.assert_allclose(csv["mean"], summary["mean"])
     markdown = paths["md"].read_text().splitlines()
     table_lines = [line for line in markdown if line.startswith("|")]
-    assert table_lines[0] == "| loss | mix | goemotions | meld |"
+    assert table_lines[0] == "| loss | mix | imbalance | goemotions | meld |"
     assert len(table_lines) == 2 + len(CELLS)
     html_text = paths["html"].read_text()
     assert "<table" in html_text and "± n/a (n=1)" in html_text
@@ -191,13 +228,13 @@ def test_per_class_table_means_match_numpy(long_df, reports):
     table = per_class_table(long_df, "meld")
     assert list(table.columns) == COVERED["meld"]
     assert list(table.index) == list(CELLS)
-    for (loss, mix), seeds in CELLS.items():
+    for (loss, mix, imbalance), seeds in CELLS.items():
         for label in COVERED["meld"]:
             values = [
-                reports[(loss, mix, seed)][1]["datasets"]["meld"]["test"]["per_class@tuned"][label]
+                reports[(loss, mix, imbalance, seed)][1]["datasets"]["meld"]["test"]["per_class@tuned"][label]
                 for seed in seeds
             ]
-            assert table.loc[(loss, mix), label] == pytest.approx(np.mean(values))
+            assert table.loc[(loss, mix, imbalance), label] == pytest.approx(np.mean(values))
 
 
 # --------------------------------------------------------------------------- plots

@@ -121,7 +121,7 @@ def test_gpu_jobs_are_scheduled_on_fake_gpus_and_fall_back_to_cpu(slurm_demo):
     assert check["scheduler"]["SLURM_JOB_ID"]
     assert "running on CPU" in check["fallback"]
     job_ids = set()
-    for info_path in results.glob("runs/*/*/seed*/run_info.json"):
+    for info_path in results.glob("runs/*/*/*/seed*/run_info.json"):
         device = read_json(info_path)["device"]
         assert device["CUDA_VISIBLE_DEVICES"] and device["type"] == "cpu"
         job_ids.add(device["scheduler"]["SLURM_JOB_ID"])
@@ -148,13 +148,13 @@ def test_a_failing_cell_is_reported_and_the_others_finish(slurm_demo, tmp_path):
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "Error in rule train" in output and "meldonly" in output
-    failed_log = workdir / "results/logs/train/meldonly/bce/seed1.log"
+    failed_log = workdir / "results/logs/train/meldonly/bce/none/seed1.log"
     assert "Parquet" in failed_log.read_text(), "the failed job's own log keeps the error"
-    assert list((workdir / "slurm-logs/rule_train").glob("meldonly_bce_1/*.log")), "its SLURM log is kept"
+    assert list((workdir / "slurm-logs/rule_train").glob("meldonly_bce_*/*.log")), "its SLURM log is kept"
     # --keep-going: the healthy cell trained (fresh settings) and was evaluated in the same run.
-    healthy = workdir / "results/runs/goemotions/bce/seed1/eval_report.json"
+    healthy = workdir / "results/runs/goemotions/bce/none/seed1/eval_report.json"
     assert healthy.stat().st_mtime > started
-    assert not (workdir / "results/runs/meldonly/bce/seed1/predictions.parquet").exists()
+    assert not (workdir / "results/runs/meldonly/bce/none/seed1/predictions.parquet").exists()
 
 
 def test_a_job_killed_at_its_time_limit_resumes_from_its_checkpoint(slurm_demo, tmp_path):
@@ -173,7 +173,7 @@ def test_a_job_killed_at_its_time_limit_resumes_from_its_checkpoint(slurm_demo, 
     result = on_slurm(workdir, "--retries", "2", overlays=[settings], timeout=1200)
     record_timing("timeout_and_resume_s", time.monotonic() - started)
     assert "SLURM status is: 'TIMEOUT'" in result.stdout + result.stderr
-    log = read_json(workdir / "results/runs/long/bce/seed1/train_log.json")
+    log = read_json(workdir / "results/runs/long/bce/none/seed1/train_log.json")
     assert log["start_step"] > 0, "the retry started from step 0"
     assert log["resumed_from"].endswith(f"checkpoint-{log['start_step']}")
     # Attempt 1 started fresh and was killed; every later attempt resumed further on, in new SLURM jobs.
@@ -183,4 +183,4 @@ def test_a_job_killed_at_its_time_limit_resumes_from_its_checkpoint(slurm_demo, 
     assert all(0 < s for s in steps[1:]) and steps == sorted(steps), steps
     assert len({s["slurm_job_id"] for s in starts}) == len(starts)
     assert log["global_step"] >= steps[-1]
-    assert (workdir / "results/runs/long/bce/seed1/eval_report.json").exists()
+    assert (workdir / "results/runs/long/bce/none/seed1/eval_report.json").exists()

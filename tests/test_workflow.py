@@ -32,6 +32,9 @@ def test_demo_writes_tables_plots_and_report(demo_run):
         "tables/f1_macro.html",
         "tables/data_summary.html",
         "tables/runs.html",
+        "tables/paired.html",
+        "tables/paired.md",
+        "plots/paired_differences.png",
         "plots/f1_macro_bars.png",
         "plots/per_class_f1.png",
         "plots/training_curves.png",
@@ -46,17 +49,38 @@ def test_demo_writes_tables_plots_and_report(demo_run):
 @pytest.mark.slow
 def test_demo_table_covers_the_grid_with_finite_scores(demo_run):
     table = pd.read_csv(demo_run / "tables/f1_macro.csv")
-    assert set(zip(table["loss"], table["mix"], strict=True)) == {
-        (loss, mix) for loss in ("bce", "asl", "combined") for mix in ("goemotions", "all4")
+    assert set(zip(table["loss"], table["mix"], table["imbalance"], strict=True)) == {
+        (loss, mix, "none") for loss in ("bce", "asl", "combined") for mix in ("goemotions", "all4")
     }
     assert set(table["dataset"]) == {"goemotions", "semeval2018_ec", "isear", "meld"}
+    assert set(table["level"]) == {"labels", "ekman", "sentiment"}
     assert np.all(np.isfinite(table["mean"])) and table["mean"].between(0, 1).all()
     assert (table["n"] == 1).all()
+    # Every macro-F1 has its bootstrap interval. A percentile interval need not contain the estimate
+    # (skewed resampling distributions), but here nearly all do; a perfect score has [1, 1].
+    for name in ("f1_macro.csv", "f1_macro_at_0.5.csv"):
+        frame = pd.read_csv(demo_run / "tables" / name)
+        assert (
+            frame[["ci_low", "ci_high"]].notna().all().all() and (frame["ci_low"] <= frame["ci_high"]).all()
+        )
+        contains = (frame["ci_low"] <= frame["mean"]) & (frame["mean"] <= frame["ci_high"])
+        assert contains.mean() >= 0.9 and (frame["ci_high"] > frame["ci_low"]).any()
+
+
+@pytest.mark.slow
+def test_demo_paired_table_is_the_whole_family_with_holm(demo_run):
+    paired = pd.read_csv(demo_run / "tables/paired.csv")
+    # Per dataset: 3 loss pairs in each of 2 mixes + 1 mix pair for each of 3 losses; one strategy.
+    assert len(paired) == 4 * (3 * 2 + 1 * 3)
+    assert set(paired["compared"]) == {"loss", "mix"}
+    assert (paired["ci_low"] <= paired["ci_high"]).all()
+    assert (paired["p_holm"] >= paired["p_value"] - 1e-12).all() and paired["p_value"].between(0, 1).all()
+    assert "Holm" in (demo_run / "tables/paired.md").read_text()
 
 
 @pytest.mark.slow
 def test_demo_eval_reports_tune_on_validation(demo_run):
-    reports = sorted((demo_run / "runs").glob("*/*/seed1/eval_report.json"))
+    reports = sorted((demo_run / "runs").glob("*/*/none/seed1/eval_report.json"))
     assert len(reports) == 6
     for path in reports:
         report = json.loads(path.read_text())
@@ -65,6 +89,8 @@ def test_demo_eval_reports_tune_on_validation(demo_run):
             for split in ("validation", "test"):
                 for key in ("f1_macro@0.5", "f1_macro@tuned", "f1_micro@0.5", "f1_micro@tuned"):
                     assert 0.0 <= result[split][key] <= 1.0
+                    for level in ("ekman", "sentiment"):
+                        assert 0.0 <= result["levels"][level][split][key] <= 1.0
 
 
 @pytest.mark.slow
@@ -91,6 +117,12 @@ def test_rerun_is_a_no_op_and_a_new_seed_runs_only_new_cells(demo_run):
     train_outputs = re.findall(r"rule train:\n(?:.*\n)*?\s+output: (.*)", dry)
     assert len(train_outputs) == 6
     assert all("seed2" in out and "seed1" not in out for out in train_outputs)
+    # Adding an imbalance strategy runs only its own cells, under their own paths.
+    (workdir / "oversample.yaml").write_text("imbalance: [none, oversample]\n")
+    dry = snakemake(workdir, "-n", "--cores", "1", overlay=str(workdir / "oversample.yaml")).stdout
+    train_outputs = re.findall(r"rule train:\n(?:.*\n)*?\s+output: (.*)", dry)
+    assert len(train_outputs) == 6
+    assert all("/oversample/seed1/" in out for out in train_outputs)
 
 
 def test_lint_is_clean(tmp_path):
@@ -106,6 +138,9 @@ def test_lint_is_clean(tmp_path):
         ("mixes: {bad: {goemotions: 1.0, emobank: 1.0}}", "mixes.bad.emobank"),
         ("losses: {focal: {type: focal}}", "focal"),
         ("trainig: {epochs: 3}", "trainig"),
+        ("imbalance: [none, smote]", "smote"),
+        ("label_groups: {ekman: {joy: [glee]}}", "label_groups.ekman.joy"),
+        ("evaluation: {statistics: {p_value: bayes}}", "p_value"),
     ],
 )
 def test_bad_config_fails_before_any_job_naming_the_key(tmp_path, overlay, key):
@@ -140,3 +175,26 @@ def test_methods_caption_states_the_actual_config(overlays):
     assert f"``{config['model']['name']}``" in text
     assert ("**not** verified" in text) == (not config["data"]["verify_md5"])
     assert text.count("\n- **") == len(config["datasets"]) + len(config["losses"])
+
+
+@pytest.mark.parametrize("overlays", [(), ("config/demo.yaml",)])
+def test_every_caption_renders_and_the_statistics_captions_state_their_methods(overlays):
+    from jinja2 import Environment, StrictUndefined
+
+    from conftest import load_config
+
+    config = load_config(*overlays)
+    env = Environment(trim_blocks=True, lstrip_blocks=True, undefined=StrictUndefined)
+    snakemake_object = type("S", (), {"config": config})
+    rendered = {
+        path.name: env.from_string(path.read_text()).render(snakemake=snakemake_object)
+        for path in sorted((REPO_ROOT / "report").glob("*.rst"))
+    }
+    assert "**p-values are Holm-corrected**" in rendered["paired.rst"]
+    assert "Holm" in rendered["paired_plot.rst"]
+    statistics = config["evaluation"]["statistics"]
+    assert f"{statistics['resamples']} resamples" in rendered["f1_macro.rst"]
+    assert "0.64" in rendered["f1_macro.rst"] and "0.69" in rendered["f1_macro.rst"]
+    assert "**ekman** (7 groups" in rendered["f1_macro.rst"]
+    strategies = rendered["workflow.rst"].split("Imbalance strategies:")[1].split("\n")[0]
+    assert strategies.count("**") == 2 * len(config["imbalance"])

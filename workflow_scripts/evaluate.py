@@ -10,5 +10,6 @@ evaluate_file(
     snakemake.output[0],
     snakemake.params.labels,
     snakemake.params.grid,
-    {"mix": w.mix, "loss": w.loss, "seed": int(w.seed)},
+    {"mix": w.mix, "loss": w.loss, "imbalance": w.imbalance, "seed": int(w.seed)},
+    snakemake.params.label_groups,
 )

@@ -1,20 +1,29 @@
 import sys
 from pathlib import Path
 
-from emogrid.report import collect_reports, summarize_metric, write_tables
+import pandas as pd
+
+from emogrid.report import add_intervals, collect_reports, summarize_metric, write_tables
 
 sys.stderr = open(snakemake.log[0], "w")
 
-reports = collect_reports(snakemake.input)
-prefix = Path(snakemake.output.csv).with_suffix("")
-write_tables(summarize_metric(reports, "f1_macro@tuned"), prefix)
+reports = collect_reports(snakemake.input.reports)
+intervals = pd.read_csv(snakemake.input.intervals, keep_default_na=False, na_values=[""])
+confidence = snakemake.params.confidence
+# Every macro-F1 (labels and grouped levels) with its bootstrap interval; micro-F1 without.
 write_tables(
-    summarize_metric(reports, "f1_macro@0.5"),
-    Path(snakemake.output.at_half).with_suffix(""),
-    title="Test macro-F1 (threshold 0.5)",
+    add_intervals(summarize_metric(reports, "f1_macro@tuned", levels=None), intervals, "tuned"),
+    Path(snakemake.output.csv).with_suffix(""),
+    confidence=confidence,
 )
 write_tables(
-    summarize_metric(reports, "f1_micro@tuned"),
+    add_intervals(summarize_metric(reports, "f1_macro@0.5", levels=None), intervals, "0.5"),
+    Path(snakemake.output.at_half).with_suffix(""),
+    title="Test macro-F1 (threshold 0.5)",
+    confidence=confidence,
+)
+write_tables(
+    summarize_metric(reports, "f1_micro@tuned", levels=None),
     Path(snakemake.output.micro).with_suffix(""),
     title="Test micro-F1 (tuned thresholds)",
 )

@@ -20,9 +20,9 @@ plot_per_class_heatmap(
     snakemake.output.heatmap,
     title=f"{dataset} test per-class F1 (tuned thresholds)",
 )
-# Cell name = results/runs/<mix>/<loss>/seed<k>
+# Cell name = results/runs/<mix>/<loss>/<imbalance>/seed<k>
 logs = {
-    "/".join(Path(p).parent.parts[-3:]): load_log_history(p)
+    "/".join(Path(p).parent.parts[-4:]): load_log_history(p)
     for p in snakemake.input.train_logs
 }
 plot_training_curves(logs, snakemake.output.curves)

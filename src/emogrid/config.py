@@ -60,12 +60,31 @@ def check_config(config: dict) -> None:
             raise ConfigError(
                 "evaluation.datasets", f"unknown dataset {name!r}; configured: {sorted(datasets)}"
             )
+    check_label_groups(config)
     grid = config["evaluation"]["threshold_grid"]
     if grid["start"] > grid["stop"]:
         raise ConfigError("evaluation.threshold_grid", "start must not exceed stop")
     deepspeed = config["training"].get("deepspeed")
     if deepspeed is not None and not str(deepspeed).endswith(".json"):
         raise ConfigError("training.deepspeed", "must be the path of a DeepSpeed JSON file or null")
+
+
+def check_label_groups(config: dict) -> None:
+    """Each label_groups level puts every configured label in exactly one group."""
+    labels = config["labels"]
+    for level, groups in config.get("label_groups", {}).items():
+        seen: dict[str, str] = {}
+        for group, members in groups.items():
+            for member in members:
+                key = f"label_groups.{level}.{group}"
+                if member not in labels:
+                    raise ConfigError(key, f"{member!r} is not one of the labels")
+                if member in seen:
+                    raise ConfigError(key, f"{member!r} is already in group {seen[member]!r}")
+                seen[member] = group
+        missing = [label for label in labels if label not in seen]
+        if missing:
+            raise ConfigError(f"label_groups.{level}", f"labels in no group: {missing}")
 
 
 def evaluation_datasets(config: dict) -> list[str]:
@@ -79,29 +98,36 @@ def grid_names(config: dict, dimension: str) -> list[str]:
 
 
 def grid_cells(config: dict) -> list[dict]:
-    """Every (mix, loss, seed) cell of the grid."""
+    """Every (mix, loss, imbalance, seed) cell of the grid."""
     return [
-        {"mix": mix, "loss": loss, "seed": seed}
-        for mix, loss, seed in product(
-            grid_names(config, "mixes"), grid_names(config, "losses"), config["seeds"]
+        {"mix": mix, "loss": loss, "imbalance": imbalance, "seed": seed}
+        for mix, loss, imbalance, seed in product(
+            grid_names(config, "mixes"), grid_names(config, "losses"), config["imbalance"], config["seeds"]
         )
     ]
 
 
-def cell_dir(results: str, mix: str, loss: str, seed: int | str) -> str:
-    return f"{results}/runs/{mix}/{loss}/seed{seed}"
+def cell_dir(results: str, mix: str, loss: str, imbalance: str, seed: int | str) -> str:
+    return f"{results}/runs/{mix}/{loss}/{imbalance}/seed{seed}"
+
+
+def imbalance_config(config: dict, imbalance: str) -> dict:
+    """One strategy with its own settings only, so changing another strategy's cap reruns nothing here."""
+    return {"strategy": imbalance, **config.get("imbalance_settings", {}).get(imbalance, {})}
 
 
 def token_file(results: str, dataset: str, split: str) -> str:
     return f"{results}/tokens/{dataset}/{split}.parquet"
 
 
-def cell_config(config: dict, mix: str, loss: str, seed: int, results: str, model_path: str) -> dict:
+def cell_config(
+    config: dict, mix: str, loss: str, imbalance: str, seed: int, results: str, model_path: str
+) -> dict:
     """The resolved training arguments of one cell: everything `emogrid.train` needs, nothing else."""
     eval_sets = evaluation_datasets(config)
     return {
-        "name": f"{mix}/{loss}/seed{seed}",
-        "cell": {"mix": mix, "loss": loss, "seed": int(seed)},
+        "name": f"{mix}/{loss}/{imbalance}/seed{seed}",
+        "cell": {"mix": mix, "loss": loss, "imbalance": imbalance, "seed": int(seed)},
         "labels": list(config["labels"]),
         "model": {
             "name": config["model"]["name"],
@@ -112,11 +138,12 @@ def cell_config(config: dict, mix: str, loss: str, seed: int, results: str, mode
         },
         "loss": dict(config["losses"][loss]),
         "mix": dict(config["mixes"][mix]),
+        "imbalance": imbalance_config(config, imbalance),
         "train_files": [token_file(results, d, "train") for d in config["mixes"][mix]],
         "validation_files": [token_file(results, d, "validation") for d in config["mixes"][mix]],
         "eval_files": [token_file(results, d, s) for d in eval_sets for s in ("validation", "test")],
         "training": dict(config["training"]),
-        "output_dir": cell_dir(results, mix, loss, seed),
+        "output_dir": cell_dir(results, mix, loss, imbalance, seed),
     }
 
 

@@ -9,6 +9,12 @@ The contract for the output is `eval_report.json` in docs/ARCHITECTURE.md. Two r
   macro- and micro-F1.
 
 A label is predicted when its probability is >= its threshold (here and in tuning alike).
+
+Coarser levels (the config's `label_groups`, e.g. Ekman and sentiment) are scored the same way: a
+group's truth is "any covered member is positive", its probability the highest of its covered members'
+probabilities, so "probability >= the group threshold" means "some member clears the group threshold":
+a group is predicted when any member is. Group thresholds are tuned on validation like label
+thresholds. A group none of whose members the dataset covers is not scored.
 """
 
 from __future__ import annotations
@@ -25,6 +31,8 @@ from sklearn.metrics import f1_score
 from emogrid import io
 
 DEFAULT_THRESHOLD = 0.5
+# Name of the fine level (the 28 labels) beside the configured label_groups levels.
+LABEL_LEVEL = "labels"
 SPLIT_FOR_TUNING = "validation"
 SPLIT_FOR_REPORTING = "test"
 # Decimals kept on grid values, so 0.05 * 7 is reported as 0.35 and not 0.35000000000000003.
@@ -189,7 +197,51 @@ def _tune_on_validation(validation: SplitArrays, covered_idx: np.ndarray, grid) 
     return thresholds
 
 
-def _evaluate_dataset(dataset: str, rows: pd.DataFrame, labels: Sequence[str], grid) -> dict:
+def group_arrays(
+    arrays: SplitArrays, covered: np.ndarray, groups: Mapping[str, Sequence[str]], labels: Sequence[str]
+) -> SplitArrays:
+    """One split at a group level: column g is group g (in `groups` order).
+
+    Only covered members count: truth = any covered member positive, probability = the highest covered
+    member probability, mask 1 when the group has a covered member. Rows of a group without covered
+    members are 0 everywhere and the group is never scored.
+    """
+    index = {label: i for i, label in enumerate(labels)}
+    n_groups = len(groups)
+    truth = np.zeros((arrays.n, n_groups), dtype=np.int8)
+    probs = np.zeros((arrays.n, n_groups), dtype=float)
+    mask = np.zeros(n_groups, dtype=np.int8)
+    for column, members in enumerate(groups.values()):
+        member_idx = np.array([index[m] for m in members], dtype=int)
+        member_idx = member_idx[covered[member_idx]]
+        if member_idx.size == 0:
+            continue
+        truth[:, column] = arrays.labels[:, member_idx].max(axis=1)
+        probs[:, column] = arrays.probs[:, member_idx].max(axis=1)
+        mask[column] = 1
+    return SplitArrays(labels=truth, probs=probs, mask=np.broadcast_to(mask, truth.shape))
+
+
+def _evaluate_level(
+    splits: Mapping[str, SplitArrays], covered: np.ndarray, names: Sequence[str], grid
+) -> dict:
+    """covered_labels, validation-tuned thresholds and metrics of one level (labels or groups)."""
+    covered_idx = np.flatnonzero(covered)
+    thresholds = _tune_on_validation(splits[SPLIT_FOR_TUNING], covered_idx, grid)
+    return {
+        "covered_labels": [names[i] for i in covered_idx],
+        # Uncovered labels are not listed: they are never scored, so a threshold would mean nothing.
+        "thresholds": {names[i]: float(thresholds[i]) for i in covered_idx},
+        SPLIT_FOR_TUNING: _split_metrics(
+            splits[SPLIT_FOR_TUNING], thresholds, covered_idx, names, with_per_class=False
+        ),
+        SPLIT_FOR_REPORTING: _split_metrics(
+            splits[SPLIT_FOR_REPORTING], thresholds, covered_idx, names, with_per_class=True
+        ),
+    }
+
+
+def _dataset_splits(dataset: str, rows: pd.DataFrame, labels: Sequence[str]) -> dict[str, SplitArrays]:
     present_splits = set(rows["split"].unique())
     unexpected = present_splits - {SPLIT_FOR_TUNING, SPLIT_FOR_REPORTING}
     if unexpected:
@@ -197,28 +249,70 @@ def _evaluate_dataset(dataset: str, rows: pd.DataFrame, labels: Sequence[str], g
     missing = {SPLIT_FOR_TUNING, SPLIT_FOR_REPORTING} - present_splits
     if missing:
         raise ValueError(f"dataset {dataset!r}: no {sorted(missing)} rows in predictions")
-
-    splits = {
+    return {
         split: _split_arrays(rows[rows["split"] == split], len(labels), f"{dataset}/{split}")
         for split in (SPLIT_FOR_TUNING, SPLIT_FOR_REPORTING)
     }
-    covered = _shared_mask(dataset, splits)
-    covered_idx = np.flatnonzero(covered)
-    if covered_idx.size == 0:
-        raise ValueError(f"dataset {dataset!r}: label_mask covers no label")
 
-    thresholds = _tune_on_validation(splits[SPLIT_FOR_TUNING], covered_idx, grid)
-    return {
-        "covered_labels": [labels[i] for i in covered_idx],
-        # Uncovered labels are not listed: they are never scored, so a threshold would mean nothing.
-        "thresholds": {labels[i]: float(thresholds[i]) for i in covered_idx},
-        SPLIT_FOR_TUNING: _split_metrics(
-            splits[SPLIT_FOR_TUNING], thresholds, covered_idx, labels, with_per_class=False
-        ),
-        SPLIT_FOR_REPORTING: _split_metrics(
-            splits[SPLIT_FOR_REPORTING], thresholds, covered_idx, labels, with_per_class=True
-        ),
+
+def _evaluate_dataset(
+    dataset: str,
+    rows: pd.DataFrame,
+    labels: Sequence[str],
+    grid,
+    label_groups: Mapping[str, Mapping[str, Sequence[str]]],
+) -> dict:
+    splits = _dataset_splits(dataset, rows, labels)
+    covered = _shared_mask(dataset, splits)
+    if not covered.any():
+        raise ValueError(f"dataset {dataset!r}: label_mask covers no label")
+    result = _evaluate_level(splits, covered, labels, grid)
+    if label_groups:
+        result["levels"] = {}
+        for level, groups in label_groups.items():
+            grouped = {
+                split: group_arrays(arrays, covered, groups, labels) for split, arrays in splits.items()
+            }
+            result["levels"][level] = _evaluate_level(
+                grouped, grouped[SPLIT_FOR_TUNING].mask[0].astype(bool), list(groups), grid
+            )
+    return result
+
+
+def split_decisions(
+    dataset: str,
+    rows: pd.DataFrame,
+    entry: Mapping[str, Any],
+    labels: Sequence[str],
+    label_groups: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
+    split: str = SPLIT_FOR_REPORTING,
+) -> dict[str, dict[str, Any]]:
+    """Per level ("labels" and each label_groups level): the ids, the covered truth columns and the
+    decisions at 0.5 and at the thresholds of a dataset's eval_report entry, for one split.
+
+    Returns {level: {"ids", "truth", "decisions": {"0.5": array, "tuned": array}}}, arrays (n, k) over
+    the k covered columns. The thresholds come from `entry` (tuned on validation when it was written).
+    """
+    arrays = _split_arrays(rows[rows["split"] == split], len(labels), f"{dataset}/{split}")
+    ids = rows.loc[rows["split"] == split, "id"].astype(str).to_numpy()
+    covered = arrays.mask[0].astype(bool)
+    levels: dict[str, tuple[SplitArrays, Sequence[str], Mapping[str, Any]]] = {
+        LABEL_LEVEL: (arrays, list(labels), entry)
     }
+    for level, groups in (label_groups or {}).items():
+        levels[level] = (group_arrays(arrays, covered, groups, labels), list(groups), entry["levels"][level])
+    out = {}
+    for level, (level_arrays, names, level_entry) in levels.items():
+        covered_names = list(level_entry["covered_labels"])
+        columns = np.array([names.index(name) for name in covered_names], dtype=int)
+        thresholds = np.array([level_entry["thresholds"][name] for name in covered_names], dtype=float)
+        probs = level_arrays.probs[:, columns]
+        out[level] = {
+            "ids": ids,
+            "truth": level_arrays.labels[:, columns].astype(bool),
+            "decisions": {"0.5": probs >= DEFAULT_THRESHOLD, "tuned": probs >= thresholds[None, :]},
+        }
+    return out
 
 
 def _check_unique_ids(pred_df: pd.DataFrame) -> None:
@@ -231,12 +325,19 @@ def _check_unique_ids(pred_df: pd.DataFrame) -> None:
         raise ValueError(f"predictions: {count} rows repeat a (dataset, id) pair, e.g. {first}")
 
 
-def evaluate_predictions(pred_df: pd.DataFrame, labels: Sequence[str], grid, cell: Mapping[str, Any]) -> dict:
+def evaluate_predictions(
+    pred_df: pd.DataFrame,
+    labels: Sequence[str],
+    grid,
+    cell: Mapping[str, Any],
+    label_groups: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
+) -> dict:
     """The eval_report.json content for one cell's predictions (see docs/ARCHITECTURE.md).
 
     `pred_df` has the predictions.parquet columns; `labels` are the 28 label names in column order;
-    `grid` is `evaluation.threshold_grid`; `cell` is {"mix", "loss", "seed"}. Datasets appear in the
-    order of their first row.
+    `grid` is `evaluation.threshold_grid`; `cell` is {"mix", "loss", "imbalance", "seed"};
+    `label_groups` is the config's {level: {group: [labels]}} (None: the labels only). Datasets appear
+    in the order of their first row.
     """
     required = {"dataset", "split", "id", "probs", "labels", "label_mask"}
     missing_columns = required - set(pred_df.columns)
@@ -247,20 +348,37 @@ def evaluate_predictions(pred_df: pd.DataFrame, labels: Sequence[str], grid, cel
     _check_unique_ids(pred_df)
     labels = list(labels)
     datasets = {
-        str(dataset): _evaluate_dataset(str(dataset), pred_df[pred_df["dataset"] == dataset], labels, grid)
+        str(dataset): _evaluate_dataset(
+            str(dataset), pred_df[pred_df["dataset"] == dataset], labels, grid, label_groups or {}
+        )
         for dataset in pd.unique(pred_df["dataset"])
     }
     return {
-        "cell": {"mix": str(cell["mix"]), "loss": str(cell["loss"]), "seed": int(cell["seed"])},
+        "cell": cell_key(cell),
         "threshold_source": SPLIT_FOR_TUNING,
         "datasets": datasets,
     }
 
 
+def cell_key(cell: Mapping[str, Any]) -> dict:
+    """A cell's coordinates as written in eval_report.json: mix, loss, imbalance, seed."""
+    return {
+        "mix": str(cell["mix"]),
+        "loss": str(cell["loss"]),
+        "imbalance": str(cell["imbalance"]),
+        "seed": int(cell["seed"]),
+    }
+
+
 def evaluate_file(
-    pred_path: str | Path, out_path: str | Path, labels: Sequence[str], grid, cell: Mapping[str, Any]
+    pred_path: str | Path,
+    out_path: str | Path,
+    labels: Sequence[str],
+    grid,
+    cell: Mapping[str, Any],
+    label_groups: Mapping[str, Mapping[str, Sequence[str]]] | None = None,
 ) -> dict:
     """Read predictions.parquet, write eval_report.json atomically, and return the report."""
-    report = evaluate_predictions(pd.read_parquet(pred_path), labels, grid, cell)
+    report = evaluate_predictions(pd.read_parquet(pred_path), labels, grid, cell, label_groups)
     io.write_json(out_path, report)
     return report

@@ -4,8 +4,11 @@ Every file is written atomically (emogrid.io). Figures are drawn on a bare `Figu
 never through pyplot, so no display backend or global matplotlib state is involved.
 
 Conventions:
-* Rows are grouped by loss, then mix. Losses, mixes, datasets and labels keep the order in which they
-  first appear in the input (the workflow feeds them in config order), not alphabetical order.
+* Rows are grouped by loss, then mix, then imbalance strategy. Losses, mixes, strategies, datasets,
+  levels and labels keep the order in which they first appear in the input (the workflow feeds them in
+  config order), not alphabetical order.
+* `level` is "labels" for the 28 labels and the name of a `label_groups` level (ekman, sentiment) for
+  the grouped scores.
 * Standard deviations are over seeds with ddof=1. With a single seed the std is undefined: NaN in
   CSV files, "± n/a" in display tables and no error bar in plots.
 """
@@ -21,18 +24,38 @@ import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
 from emogrid import io
 
-LONG_COLUMNS = ["mix", "loss", "seed", "dataset", "split", "metric", "label", "value"]
-SUMMARY_COLUMNS = ["loss", "mix", "dataset", "mean", "std", "n"]
+LONG_COLUMNS = ["mix", "loss", "imbalance", "seed", "dataset", "level", "split", "metric", "label", "value"]
+CELL_COLUMNS = ["loss", "mix", "imbalance"]
+SUMMARY_COLUMNS = [*CELL_COLUMNS, "dataset", "level", "mean", "std", "n"]
+# Bootstrap interval columns a summary may carry (see `add_intervals`).
+INTERVAL_COLUMNS = ["ci_low", "ci_high"]
+LABEL_LEVEL = "labels"
 # Keys of a dataset's entry in eval_report.json that are not splits.
-_NON_SPLIT_KEYS = {"covered_labels", "thresholds"}
+_NON_SPLIT_KEYS = {"covered_labels", "thresholds", "levels"}
 _MISSING_CELL = "—"
 _PNG_DPI = 150
 
 
 # --------------------------------------------------------------------------- eval reports -> long table
+
+
+def _level_rows(base: Mapping[str, Any], result: Mapping[str, Any]) -> Iterator[dict[str, Any]]:
+    """Rows of one level's entry (thresholds, then every split's metrics)."""
+    for label, threshold in result.get("thresholds", {}).items():
+        yield {**base, "split": "validation", "metric": "threshold", "label": label, "value": threshold}
+    for split, metrics in result.items():
+        if split in _NON_SPLIT_KEYS:
+            continue
+        for metric, value in metrics.items():
+            if isinstance(value, Mapping):
+                for label, class_value in value.items():
+                    yield {**base, "split": split, "metric": metric, "label": label, "value": class_value}
+            else:
+                yield {**base, "split": split, "metric": metric, "label": None, "value": value}
 
 
 def _report_rows(report: Mapping[str, Any], source: str) -> Iterator[dict[str, Any]]:
@@ -41,40 +64,16 @@ def _report_rows(report: Mapping[str, Any], source: str) -> Iterator[dict[str, A
         source_split = report.get("threshold_source")
         raise ValueError(f"{source}: threshold_source is {source_split!r}, not 'validation'")
     cell = report["cell"]
-    base = {"mix": str(cell["mix"]), "loss": str(cell["loss"]), "seed": int(cell["seed"])}
+    base = {
+        "mix": str(cell["mix"]),
+        "loss": str(cell["loss"]),
+        "imbalance": str(cell["imbalance"]),
+        "seed": int(cell["seed"]),
+    }
     for dataset, result in report["datasets"].items():
-        for label, threshold in result.get("thresholds", {}).items():
-            yield {
-                **base,
-                "dataset": dataset,
-                "split": "validation",
-                "metric": "threshold",
-                "label": label,
-                "value": threshold,
-            }
-        for split, metrics in result.items():
-            if split in _NON_SPLIT_KEYS:
-                continue
-            for metric, value in metrics.items():
-                if isinstance(value, Mapping):
-                    for label, class_value in value.items():
-                        yield {
-                            **base,
-                            "dataset": dataset,
-                            "split": split,
-                            "metric": metric,
-                            "label": label,
-                            "value": class_value,
-                        }
-                else:
-                    yield {
-                        **base,
-                        "dataset": dataset,
-                        "split": split,
-                        "metric": metric,
-                        "label": None,
-                        "value": value,
-                    }
+        yield from _level_rows({**base, "dataset": dataset, "level": LABEL_LEVEL}, result)
+        for level, level_result in result.get("levels", {}).items():
+            yield from _level_rows({**base, "dataset": dataset, "level": level}, level_result)
 
 
 def collect_reports(paths: Iterable[str | Path]) -> pd.DataFrame:
@@ -82,14 +81,15 @@ def collect_reports(paths: Iterable[str | Path]) -> pd.DataFrame:
 
     `metric` is a report key ("f1_macro@tuned", "n", "per_class@tuned", ...) plus "threshold" (split
     "validation", where thresholds are tuned). `label` names the class for per-class metrics and
-    thresholds and is missing otherwise. Two reports for the same (mix, loss, seed) are an error.
+    thresholds and is missing otherwise. Two reports for the same (mix, loss, imbalance, seed) are an
+    error.
     """
     rows: list[dict[str, Any]] = []
-    source_of_cell: dict[tuple[str, str, int], str] = {}
+    source_of_cell: dict[tuple[str, str, str, int], str] = {}
     for path in paths:
         report = io.read_json(path)
         cell = report["cell"]
-        key = (str(cell["mix"]), str(cell["loss"]), int(cell["seed"]))
+        key = (str(cell["mix"]), str(cell["loss"]), str(cell["imbalance"]), int(cell["seed"]))
         if key in source_of_cell:
             raise ValueError(f"cell {key} reported twice: {source_of_cell[key]} and {path}")
         source_of_cell[key] = str(path)
@@ -104,25 +104,32 @@ def collect_reports(paths: Iterable[str | Path]) -> pd.DataFrame:
 
 
 def summarize_metric(
-    long_df: pd.DataFrame, metric: str = "f1_macro@tuned", split: str = "test"
+    long_df: pd.DataFrame,
+    metric: str = "f1_macro@tuned",
+    split: str = "test",
+    levels: Sequence[str] | None = (LABEL_LEVEL,),
 ) -> pd.DataFrame:
     """Tidy mean/std/n over seeds of one scalar metric: columns SUMMARY_COLUMNS, one row per
-    (loss, mix, dataset). std uses ddof=1 and is NaN when n == 1."""
+    (loss, mix, imbalance, dataset, level). std uses ddof=1 and is NaN when n == 1. `levels` selects
+    the levels (None: all, the labels first, then the groups)."""
     selected = long_df[(long_df["metric"] == metric) & (long_df["split"] == split) & long_df["label"].isna()]
+    if levels is not None:
+        selected = selected[selected["level"].isin(list(levels))]
     if selected.empty:
         raise ValueError(f"no values for metric {metric!r} on split {split!r}")
-    grouped = selected.groupby(["loss", "mix", "dataset"], sort=False)["value"]
+    grouped = selected.groupby([*CELL_COLUMNS, "dataset", "level"], sort=False)["value"]
     summary = grouped.agg(mean="mean", std=lambda values: values.std(ddof=1), n="count").reset_index()
     summary["n"] = summary["n"].astype("int64")
-    return _sorted_by_loss_then_mix(summary)[SUMMARY_COLUMNS]
+    return _sorted_by_cell(summary)[SUMMARY_COLUMNS]
 
 
-def _sorted_by_loss_then_mix(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rows grouped by loss, then mix, each in order of first appearance (a stable sort)."""
-    loss_rank = {loss: rank for rank, loss in enumerate(pd.unique(frame["loss"]))}
-    mix_rank = {mix: rank for rank, mix in enumerate(pd.unique(frame["mix"]))}
-    order = np.lexsort((frame["mix"].map(mix_rank).to_numpy(), frame["loss"].map(loss_rank).to_numpy()))
-    return frame.iloc[order].reset_index(drop=True)
+def _sorted_by_cell(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows grouped by loss, then mix, then imbalance, each in order of first appearance (stable)."""
+    keys = [
+        frame[column].map({value: rank for rank, value in enumerate(pd.unique(frame[column]))}).to_numpy()
+        for column in reversed(CELL_COLUMNS)
+    ]
+    return frame.iloc[np.lexsort(keys)].reset_index(drop=True)
 
 
 def format_mean_std(mean: float, std: float, n: int, decimals: int = 3) -> str:
@@ -131,26 +138,69 @@ def format_mean_std(mean: float, std: float, n: int, decimals: int = 3) -> str:
     return f"{mean:.{decimals}f} ± {spread} (n={n})"
 
 
+def format_interval(low: float, high: float, decimals: int = 3) -> str:
+    """ "[0.490, 0.530]" """
+    return f"[{low:.{decimals}f}, {high:.{decimals}f}]"
+
+
+def add_intervals(summary: pd.DataFrame, intervals: pd.DataFrame, threshold: str) -> pd.DataFrame:
+    """`summary` with the bootstrap interval columns (ci_low, ci_high) of `intervals` (the
+    significance.interval_table CSV) for one threshold mode ("tuned" or "0.5").
+
+    The interval's estimate is the same seed mean as the summary's, computed again from the predictions:
+    a mismatch means the two were made from different runs, and is an error.
+    """
+    selected = intervals[intervals["threshold"].astype(str) == threshold]
+    keys = [*CELL_COLUMNS, "dataset", "level"]
+    merged = summary.merge(selected[[*keys, "estimate", *INTERVAL_COLUMNS]], on=keys, how="left")
+    missing = merged["estimate"].isna()
+    if missing.any():
+        first = merged.loc[missing, keys].iloc[0].tolist()
+        raise ValueError(f"no bootstrap interval for {first} (threshold {threshold})")
+    if not np.allclose(merged["estimate"], merged["mean"], rtol=0, atol=1e-9):
+        raise ValueError("bootstrap estimates differ from the eval reports' means: made from other runs?")
+    return merged.drop(columns="estimate")
+
+
+def _column_name(dataset: str, level: str) -> str:
+    return dataset if level == LABEL_LEVEL else f"{dataset} · {level}"
+
+
 def _display_table(summary: pd.DataFrame) -> pd.DataFrame:
-    """Rows (loss, mix), one column per dataset, cells "mean ± std (n=k)"."""
+    """Rows (loss, mix, imbalance), one column per (dataset, level), cells "mean ± std (n=k)", followed
+    by the bootstrap interval "[low, high]" when the summary has one."""
     _check_summary(summary)
+    has_intervals = set(INTERVAL_COLUMNS) <= set(summary.columns)
+    cells = []
+    for row in summary.itertuples(index=False):
+        text = format_mean_std(row.mean, row.std, row.n)
+        if has_intervals:
+            text += " " + format_interval(row.ci_low, row.ci_high)
+        cells.append(text)
     text = summary.assign(
-        cell=[
-            format_mean_std(m, s, n)
-            for m, s, n in zip(summary["mean"], summary["std"], summary["n"], strict=True)
-        ]
+        cell=cells,
+        column=[_column_name(d, lvl) for d, lvl in zip(summary["dataset"], summary["level"], strict=True)],
     )
-    table = text.pivot(index=["loss", "mix"], columns="dataset", values="cell")
-    row_order = pd.MultiIndex.from_frame(summary[["loss", "mix"]].drop_duplicates())
-    table = table.reindex(index=row_order, columns=pd.unique(summary["dataset"]))
+    table = text.pivot(index=CELL_COLUMNS, columns="column", values="cell")
+    row_order = pd.MultiIndex.from_frame(summary[CELL_COLUMNS].drop_duplicates())
+    # Columns dataset by dataset, each dataset's labels level first, then its groups.
+    dataset_rank = {d: i for i, d in enumerate(pd.unique(summary["dataset"]))}
+    level_rank = {lvl: i for i, lvl in enumerate(pd.unique(summary["level"]))}
+    pairs = summary[["dataset", "level"]].drop_duplicates()
+    pairs = pairs.assign(
+        d=pairs["dataset"].map(dataset_rank),
+        lvl=pairs["level"].map(level_rank).where(pairs["level"] != LABEL_LEVEL, -1),
+    ).sort_values(["d", "lvl"], kind="stable")
+    columns = [_column_name(d, lvl) for d, lvl in zip(pairs["dataset"], pairs["level"], strict=True)]
+    table = table.reindex(index=row_order, columns=columns)
     table.columns.name = "dataset"
     return table.fillna(_MISSING_CELL)
 
 
-def f1_macro_table(long_df: pd.DataFrame, metric: str = "f1_macro@tuned") -> pd.DataFrame:
-    """Test-split display table: index (loss, mix), one column per evaluation dataset, string cells
-    "mean ± std (n=k)" over seeds; "—" where a (loss, mix) has no value for a dataset."""
-    return _display_table(summarize_metric(long_df, metric=metric, split="test"))
+def f1_macro_table(long_df: pd.DataFrame, metric: str = "f1_macro@tuned", levels=None) -> pd.DataFrame:
+    """Test-split display table: index (loss, mix, imbalance), one column per evaluation dataset (and
+    per grouped level of it), string cells "mean ± std (n=k)" over seeds; "—" where a cell has no value."""
+    return _display_table(summarize_metric(long_df, metric=metric, split="test", levels=levels))
 
 
 def _check_summary(summary: pd.DataFrame) -> None:
@@ -160,18 +210,116 @@ def _check_summary(summary: pd.DataFrame) -> None:
 
 
 def write_tables(
-    summary: pd.DataFrame, out_prefix: str | Path, title: str = "Test macro-F1 (tuned thresholds)"
+    summary: pd.DataFrame,
+    out_prefix: str | Path,
+    title: str = "Test macro-F1 (tuned thresholds)",
+    confidence: float | None = None,
 ) -> dict[str, Path]:
-    """Write `summary` (from `summarize_metric`) as <prefix>.csv (tidy numbers, columns
-    SUMMARY_COLUMNS) and as the "mean ± std (n=k)" display table in <prefix>.md and <prefix>.html."""
+    """Write `summary` (from `summarize_metric`, optionally `add_intervals`) as <prefix>.csv (tidy
+    numbers, columns SUMMARY_COLUMNS [+ INTERVAL_COLUMNS]) and as the "mean ± std (n=k) [low, high]"
+    display table in <prefix>.md and <prefix>.html."""
     _check_summary(summary)
     display = _display_table(summary).reset_index()
     paths = _output_paths(out_prefix)
-    _write_csv(paths["csv"], summary[SUMMARY_COLUMNS])
+    has_intervals = set(INTERVAL_COLUMNS) <= set(summary.columns)
+    _write_csv(paths["csv"], summary[SUMMARY_COLUMNS + (INTERVAL_COLUMNS if has_intervals else [])])
     note = "Mean ± std over seeds (ddof=1; n/a with one seed); thresholds tuned on validation."
+    if has_intervals:
+        level = f"{confidence:.0%} " if confidence is not None else ""
+        note += f" In brackets: {level}bootstrap interval over test examples of the seed mean."
     io.write_text(paths["md"], f"## {title}\n\n{note}\n\n{to_markdown(display)}")
     io.write_text(paths["html"], to_html_document(title, [(title, note, display)]))
     return paths
+
+
+# --------------------------------------------------------------------------- paired comparisons
+
+
+def format_p(p: float) -> str:
+    """ "0.012", "<0.001" below a thousandth."""
+    return "<0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def paired_display_table(paired: pd.DataFrame) -> pd.DataFrame:
+    """A `significance.paired_comparisons` table for reading: one row per comparison."""
+    return pd.DataFrame(
+        {
+            "dataset": paired["dataset"],
+            "compared": paired["compared"],
+            "a − b": [f"{a} − {b}" for a, b in zip(paired["a"], paired["b"], strict=True)],
+            "within": paired["within"],
+            "difference [CI]": [
+                f"{d:+.3f} [{lo:+.3f}, {hi:+.3f}]"
+                for d, lo, hi in zip(paired["difference"], paired["ci_low"], paired["ci_high"], strict=True)
+            ],
+            "p": [format_p(p) for p in paired["p_value"]],
+            "p (Holm)": [format_p(p) for p in paired["p_holm"]],
+            "significant": ["yes" if s else "" for s in paired["significant"]],
+        }
+    )
+
+
+def write_paired_tables(
+    paired: pd.DataFrame, out_prefix: str | Path, confidence: float, method: str, alpha: float
+) -> dict[str, Path]:
+    """<prefix>.csv (the numbers), <prefix>.md and <prefix>.html (the display table)."""
+    paths = _output_paths(out_prefix)
+    _write_csv(paths["csv"], paired)
+    title = "Paired comparisons of test macro-F1"
+    note = (
+        f"a − b on the same bootstrap resamples of the test examples; {confidence:.0%} percentile "
+        f"interval; two-sided p-value ({method}); Holm correction over all {len(paired)} comparisons, "
+        f"significant at family-wise alpha = {alpha:g}."
+    )
+    display = paired_display_table(paired)
+    io.write_text(paths["md"], f"## {title}\n\n{note}\n\n{to_markdown(display)}")
+    io.write_text(paths["html"], to_html_document(title, [(title, note, display)]))
+    return paths
+
+
+def plot_paired_differences(paired: pd.DataFrame, path: str | Path) -> None:
+    """Forest plot of the paired table: one panel per dataset sharing one row per comparison (named
+    on the left), the difference with its interval; filled markers where significant after Holm."""
+    datasets = list(pd.unique(paired["dataset"])) or ["(no comparisons)"]
+    keys = list(
+        dict.fromkeys(zip(paired["compared"], paired["a"], paired["b"], paired["within"], strict=True))
+    )
+    position_of = {key: len(keys) - 1 - i for i, key in enumerate(keys)}
+    figure = _new_figure(2.8 + 2.6 * len(datasets), 1.6 + 0.22 * max(len(keys), 1))
+    axes = figure.subplots(1, len(datasets), sharey=True, sharex=True, squeeze=False)[0]
+    for axis, dataset in zip(axes, datasets, strict=True):
+        for row in paired[paired["dataset"] == dataset].itertuples(index=False):
+            position = position_of[(row.compared, row.a, row.b, row.within)]
+            colour = f"C{CELL_COLUMNS.index(row.compared) % 10}"
+            axis.plot([row.ci_low, row.ci_high], [position, position], color=colour, linewidth=1.2)
+            axis.plot(
+                row.difference,
+                position,
+                marker="o",
+                color=colour,
+                markerfacecolor=colour if row.significant else "white",
+                markersize=4,
+            )
+        axis.axvline(0.0, color="0.4", linewidth=0.8, linestyle="--")
+        axis.set_title(dataset)
+        axis.set_xlabel("a − b, test macro-F1")
+        axis.grid(axis="x", alpha=0.3)
+    names = [f"{a} − {b} ({within})" for _, a, b, within in keys]
+    axes[0].set_yticks([position_of[key] for key in keys], names, fontsize=6)
+    axes[0].set_ylim(-0.8, max(len(keys), 1) - 0.2)
+    legend = [
+        Line2D([], [], color=f"C{i}", marker="o", label=f"{dimension} pair")
+        for i, dimension in enumerate(CELL_COLUMNS)
+        if dimension in set(paired["compared"])
+    ]
+    legend.append(Line2D([], [], color="0.3", marker="o", linestyle="", label="significant (Holm)"))
+    legend.append(
+        Line2D(
+            [], [], color="0.3", marker="o", markerfacecolor="white", linestyle="", label="not significant"
+        )
+    )
+    figure.legend(handles=legend, loc="outside lower center", ncols=len(legend), fontsize="small")
+    _save_png(figure, path)
 
 
 # --------------------------------------------------------------------------- per-class table
@@ -180,20 +328,21 @@ def write_tables(
 def per_class_table(
     long_df: pd.DataFrame, dataset: str, metric: str = "per_class@tuned", split: str = "test"
 ) -> pd.DataFrame:
-    """Mean per-class F1 over seeds for one evaluation dataset: index (loss, mix), one column per
-    label the dataset covers."""
+    """Mean per-class F1 over seeds for one evaluation dataset: index (loss, mix, imbalance), one
+    column per label the dataset covers."""
     selected = long_df[
         (long_df["metric"] == metric)
         & (long_df["split"] == split)
         & (long_df["dataset"] == dataset)
+        & (long_df["level"] == LABEL_LEVEL)
         & long_df["label"].notna()
     ]
     if selected.empty:
         raise ValueError(f"no {metric!r} values for dataset {dataset!r} on split {split!r}")
-    means = selected.groupby(["loss", "mix", "label"], sort=False)["value"].mean().reset_index()
-    means = _sorted_by_loss_then_mix(means)
-    table = means.pivot(index=["loss", "mix"], columns="label", values="value")
-    row_order = pd.MultiIndex.from_frame(means[["loss", "mix"]].drop_duplicates())
+    means = selected.groupby([*CELL_COLUMNS, "label"], sort=False)["value"].mean().reset_index()
+    means = _sorted_by_cell(means)
+    table = means.pivot(index=CELL_COLUMNS, columns="label", values="value")
+    row_order = pd.MultiIndex.from_frame(means[CELL_COLUMNS].drop_duplicates())
     table = table.reindex(index=row_order, columns=pd.unique(selected["label"]))
     table.columns.name = "label"
     return table
@@ -216,23 +365,24 @@ def _save_png(figure: Figure, path: str | Path) -> None:
 
 def plot_f1_bars(long_df: pd.DataFrame, path: str | Path, metric: str = "f1_macro@tuned") -> None:
     """Grouped bars of a test metric: one panel per evaluation dataset, groups of bars by loss, one
-    bar per mix, error bars = std over seeds."""
+    bar per (mix, imbalance strategy), error bars = std over seeds."""
     summary = summarize_metric(long_df, metric=metric, split="test")
     datasets = list(pd.unique(summary["dataset"]))
     losses = list(pd.unique(summary["loss"]))
-    mixes = list(pd.unique(summary["mix"]))
+    series = list(dict.fromkeys(zip(summary["mix"], summary["imbalance"], strict=True)))
+    one_strategy = len({imbalance for _, imbalance in series}) == 1
     figure = _new_figure(max(4.0, 3.2 * len(datasets)), 3.6)
     axes = figure.subplots(1, len(datasets), sharey=True, squeeze=False)[0]
-    bar_width = 0.8 / len(mixes)
-    colours = [f"C{i % 10}" for i in range(len(mixes))]
+    bar_width = 0.8 / len(series)
+    colours = [f"C{i % 10}" for i in range(len(series))]
     for axis, dataset in zip(axes, datasets, strict=True):
-        rows = summary[summary["dataset"] == dataset].set_index(["loss", "mix"])
-        for mix_index, mix in enumerate(mixes):
-            keys = [(loss, mix) for loss in losses]
+        rows = summary[summary["dataset"] == dataset].set_index(CELL_COLUMNS)
+        for index, (mix, imbalance) in enumerate(series):
+            keys = [(loss, mix, imbalance) for loss in losses]
             means = [rows.loc[key, "mean"] if key in rows.index else np.nan for key in keys]
             # No error bar where std is undefined (one seed) rather than a misleading zero-width one.
             stds = [rows.loc[key, "std"] if key in rows.index else np.nan for key in keys]
-            positions = np.arange(len(losses)) + (mix_index - (len(mixes) - 1) / 2) * bar_width
+            positions = np.arange(len(losses)) + (index - (len(series) - 1) / 2) * bar_width
             axis.bar(
                 positions,
                 means,
@@ -240,8 +390,8 @@ def plot_f1_bars(long_df: pd.DataFrame, path: str | Path, metric: str = "f1_macr
                 # NaN entries draw nothing: no zero-width bar pretending the spread is 0.
                 yerr=np.asarray(stds, dtype=float),
                 capsize=3,
-                color=colours[mix_index],
-                label=mix,
+                color=colours[index],
+                label=mix if one_strategy else f"{mix} / {imbalance}",
             )
         axis.set_title(dataset)
         axis.set_xticks(np.arange(len(losses)), losses)
@@ -250,7 +400,8 @@ def plot_f1_bars(long_df: pd.DataFrame, path: str | Path, metric: str = "f1_macr
     axes[0].set_ylabel(f"test {metric}")
     # Outside the panels: bars start at 0, so any corner inside would hide one.
     handles, names = axes[-1].get_legend_handles_labels()
-    figure.legend(handles, names, title="mix", loc="outside right center", fontsize="small")
+    title = "mix" if one_strategy else "mix / imbalance"
+    figure.legend(handles, names, title=title, loc="outside right center", fontsize="small")
     _save_png(figure, path)
 
 

@@ -1,4 +1,4 @@
-"""Train one grid cell: `python -m emogrid.train results/runs/<mix>/<loss>/seed<k>/cell.json`.
+"""Train one grid cell: `python -m emogrid.train results/runs/<mix>/<loss>/<imbalance>/seed<k>/cell.json`.
 
 Reads the tokenized splits named in the cell config, fine-tunes the model with the HF Trainer and
 the configured loss, then writes predictions for the validation and test splits of every evaluation
@@ -33,11 +33,12 @@ from transformers import (
 )
 from transformers.trainer_callback import TrainerState
 
-from emogrid.batching import EncodedExamples, MixtureLengthSampler, MultiLabelCollator, mixture_weights
+from emogrid.batching import EncodedExamples, MixtureLengthSampler, MultiLabelCollator
 from emogrid.checkpoints import discard_stale_checkpoints, last_complete_checkpoint
 from emogrid.devices import cpu_fallback_message, describe_devices
 from emogrid.errors import EmogridError, NonFiniteTrainingError
 from emogrid.evaluate import score
+from emogrid.imbalance import positive_weights, sampling_weights
 from emogrid.io import read_json, write_json, write_parquet
 from emogrid.losses import build_loss
 from emogrid.modeling import load_classifier
@@ -354,15 +355,21 @@ def predict_split(trainer: Trainer, frame: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def init_bias_from_prior(classifier: torch.nn.Linear, labels: np.ndarray, mask: np.ndarray) -> None:
+def init_bias_from_prior(
+    classifier: torch.nn.Linear, labels: np.ndarray, mask: np.ndarray, pos_weight: np.ndarray | None = None
+) -> None:
     """Start each label's logit at its training prior (as in the focal-loss paper) instead of 0.
 
     Multi-label targets are mostly negatives; from a zero bias the first steps are spent pushing every
     output down, which can flatten the representation of a freshly initialised encoder. Labels no
-    training row covers keep bias 0.
+    training row covers keep bias 0. With positive weights w the best constant of the weighted loss is
+    w·p / (w·p + 1 − p), and the bias starts there: from the plain prior the first steps would push
+    every output up instead (seen in the demo: BCE with pos_weight never learned).
     """
     covered = mask.sum(axis=0)
     prior = np.where(covered > 0, (labels * mask).sum(axis=0) / np.maximum(covered, 1), 0.5)
+    if pos_weight is not None:
+        prior = pos_weight * prior / (pos_weight * prior + 1 - prior)
     prior = np.clip(prior, 1e-3, 0.5)
     with torch.no_grad():
         classifier.bias.copy_(torch.from_numpy(np.log(prior / (1 - prior))).to(classifier.bias.dtype))
@@ -380,13 +387,17 @@ def build_trainer(cell: dict, callbacks: list | None = None) -> tuple[EmotionTra
         allow_pickle=cell["model"].get("allow_pickle_weights", False),
     )
     train = EncodedExamples(load_frames(cell["train_files"]))
+    # The imbalance strategy sees the training rows only: validation and test are loaded separately.
+    imbalance = cell["imbalance"]
+    weights = sampling_weights(train.dataset_names, train.labels, train.label_mask, cell["mix"], imbalance)
+    pos_weight = positive_weights(train.labels, train.label_mask, weights, imbalance)
     if cell["loss"].get("prior_bias_init", True):
-        init_bias_from_prior(model.classifier, train.labels, train.label_mask)
+        init_bias_from_prior(model.classifier, train.labels, train.label_mask, pos_weight)
     mix_names = list(cell["mix"])
     args = training_arguments(cell, Path(cell["output_dir"]) / "checkpoints")
     sampler = MixtureLengthSampler(
         train.lengths,
-        mixture_weights(train.dataset_names, cell["mix"]),
+        weights,
         batch_size=args.per_device_train_batch_size,
         seed=seed,
         group_by_length=cell["training"]["group_by_length"],
@@ -406,7 +417,7 @@ def build_trainer(cell: dict, callbacks: list | None = None) -> tuple[EmotionTra
         processing_class=tokenizer,
         compute_metrics=compute_validation_metrics,
         callbacks=[health, *(callbacks or [])],
-        loss_fn=build_loss(cell["loss"]),
+        loss_fn=build_loss(cell["loss"], pos_weight),
         train_sampler=sampler,
         cell_name=cell.get("name", "cell"),
         max_fp16_overflow_steps=cell["training"].get("max_fp16_overflow_steps", 25),

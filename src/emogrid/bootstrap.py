@@ -1,0 +1,193 @@
+"""Bootstrap over test examples: confidence intervals for macro-F1 and paired comparisons of cells.
+
+Everything is vectorised. A resample is a row of counts (how often each test example was drawn), so
+for B resamples the per-class true positives, false positives and false negatives of every resample
+come out of one (B, n) @ (n, 3C) matrix product, and macro-F1 per resample is arithmetic on those
+counts. 1,000 resamples of the GoEmotions test split (5,427 x 28) take a fraction of a second
+(docs/STATISTICS.md).
+
+F1 of a class is 2·TP / (2·TP + FP + FN), and 0 when that denominator is 0 (no true and no predicted
+positive): scikit-learn's `f1_score(..., zero_division=0)`, so on the unresampled data the numbers equal
+the ones in eval_report.json.
+
+Paired comparisons use the *same* resamples for both cells, so the variation the test split shares
+between them cancels in the difference.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.stats import norm
+from statsmodels.stats.multitest import multipletests
+
+P_VALUE_METHODS = ("normal", "empirical")
+# Integers up to 2**24 are exact in float32: the largest count here is the number of examples.
+_EXACT_FLOAT32 = 2**24
+
+
+def resample_counts(n_examples: int, n_resamples: int, seed: int) -> np.ndarray:
+    """(n_resamples, n_examples) float32 array: how often each example is drawn in each resample.
+
+    Each resample draws `n_examples` examples uniformly with replacement; the generator is seeded, so
+    the same (n_examples, n_resamples, seed) gives the same resamples on every machine. float32 holds
+    these integer counts, and the sums of them below, exactly while n_examples < 2**24.
+    """
+    if n_examples < 1 or n_resamples < 1:
+        raise ValueError(f"need at least one example and one resample, got {n_examples} and {n_resamples}")
+    if n_examples >= _EXACT_FLOAT32:
+        raise ValueError(f"{n_examples} examples: counts would not be exact in float32")
+    rng = np.random.default_rng(seed)
+    drawn = rng.integers(0, n_examples, size=(n_resamples, n_examples))
+    # One bincount over all resamples at once: resample b's draws are shifted by b * n_examples.
+    shifted = drawn + (np.arange(n_resamples) * n_examples)[:, None]
+    counts = np.bincount(shifted.ravel(), minlength=n_resamples * n_examples)
+    return counts.reshape(n_resamples, n_examples).astype(np.float32)
+
+
+def confusion_counts(
+    weights: np.ndarray, y_true: np.ndarray, y_pred: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-class TP, FP, FN under example weights: each (B, C) for weights (B, n), labels (n, C).
+
+    `weights` of ones (shape (n,) or (1, n)) give the ordinary counts. One matrix product over the
+    three indicator matrices side by side.
+    """
+    truth = np.asarray(y_true).astype(bool)
+    predicted = np.asarray(y_pred).astype(bool)
+    if truth.shape != predicted.shape or truth.ndim != 2:
+        raise ValueError(f"y_true {truth.shape} and y_pred {predicted.shape} must be equal 2-d shapes")
+    weights = np.atleast_2d(np.asarray(weights))
+    if weights.shape[1] != truth.shape[0]:
+        raise ValueError(f"weights cover {weights.shape[1]} examples, labels {truth.shape[0]}")
+    # Integer counts are exact in float32 below 2**24; other weights are kept in float64.
+    exact = weights.dtype == np.float32 or (
+        truth.shape[0] < _EXACT_FLOAT32 and np.array_equal(weights, np.round(weights)) and weights.min() >= 0
+    )
+    dtype = np.float32 if exact else np.float64
+    indicators = np.concatenate([truth & predicted, ~truth & predicted, truth & ~predicted], axis=1)
+    counts = (weights.astype(dtype, copy=False) @ indicators.astype(dtype)).astype(np.float64)
+    n_classes = truth.shape[1]
+    return counts[:, :n_classes], counts[:, n_classes : 2 * n_classes], counts[:, 2 * n_classes :]
+
+
+def f1_macro_from_counts(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
+    """Macro-F1 over the last axis; a class with no true and no predicted positive counts as 0."""
+    denominator = 2 * tp + fp + fn
+    per_class = np.divide(2 * tp, denominator, out=np.zeros_like(denominator), where=denominator > 0)
+    return per_class.mean(axis=-1)
+
+
+def f1_macro(y_true: np.ndarray, y_pred: np.ndarray) -> float:
+    """Macro-F1 of the unresampled data (equal to scikit-learn's, zero_division=0)."""
+    n = np.asarray(y_true).shape[0]
+    return float(f1_macro_from_counts(*confusion_counts(np.ones(n), y_true, y_pred))[0])
+
+
+def resampled_f1_macro(weights: np.ndarray, y_true: np.ndarray, y_preds: Sequence[np.ndarray]) -> np.ndarray:
+    """Macro-F1 of each resample, averaged over several prediction sets (one per seed) of the same
+    examples: shape (B,). Every prediction set sees the same resamples."""
+    if len(y_preds) == 0:
+        raise ValueError("no predictions to score")
+    per_seed = [f1_macro_from_counts(*confusion_counts(weights, y_true, y_pred)) for y_pred in y_preds]
+    return np.mean(per_seed, axis=0)
+
+
+def percentile_interval(values: np.ndarray, confidence: float) -> tuple[float, float]:
+    """The central `confidence` interval of the bootstrap values (percentile method)."""
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+    tail = (1 - confidence) / 2
+    low, high = np.quantile(np.asarray(values, dtype=float), [tail, 1 - tail])
+    return float(low), float(high)
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A statistic on the unresampled data with its bootstrap confidence interval."""
+
+    estimate: float
+    low: float
+    high: float
+
+
+def bootstrap_f1_macro(
+    y_true: np.ndarray,
+    y_preds: Sequence[np.ndarray],
+    n_resamples: int = 1000,
+    seed: int = 0,
+    confidence: float = 0.95,
+) -> Interval:
+    """Seed-averaged macro-F1 of `y_preds` against `y_true` with a percentile bootstrap interval
+    over the examples (rows)."""
+    weights = resample_counts(np.asarray(y_true).shape[0], n_resamples, seed)
+    estimate = float(np.mean([f1_macro(y_true, y_pred) for y_pred in y_preds]))
+    low, high = percentile_interval(resampled_f1_macro(weights, y_true, y_preds), confidence)
+    return Interval(estimate, low, high)
+
+
+def paired_p_value(differences: np.ndarray, observed: float, method: str = "normal") -> float:
+    """Two-sided p-value for "no difference" from the paired bootstrap differences of a statistic.
+
+    * ``normal``: the observed difference over the bootstrap standard error, against a standard normal
+      (Efron & Tibshirani 1993, ch. 12 and 16). Not limited by the number of resamples, so it stays
+      usable after a Holm correction over a large family.
+    * ``empirical``: the bootstrap distribution shifted to the null (centred on 0),
+      p = (1 + #{|d_b - d| >= |d|}) / (B + 1). Assumes nothing about the shape, but can never go
+      below 1 / (B + 1).
+
+    Identical predictions give differences that are all 0 and p = 1 under both.
+    """
+    differences = np.asarray(differences, dtype=float)
+    observed = float(observed)
+    # Differences of macro-F1 values are sums of ratios; treat float noise as 0.
+    tolerance = 1e-12
+    if method == "normal":
+        spread = float(np.std(differences, ddof=1)) if differences.size > 1 else 0.0
+        if spread <= tolerance:
+            return 1.0 if abs(observed) <= tolerance else 0.0
+        return float(2 * norm.sf(abs(observed) / spread))
+    if method == "empirical":
+        extreme = np.abs(differences - observed) >= abs(observed) - tolerance
+        return float((1 + extreme.sum()) / (differences.size + 1))
+    raise ValueError(f"unknown p-value method {method!r}; expected one of {P_VALUE_METHODS}")
+
+
+@dataclass(frozen=True)
+class PairedResult:
+    """Cell A minus cell B: observed difference, its bootstrap interval and p-value."""
+
+    difference: float
+    low: float
+    high: float
+    p_value: float
+
+
+def paired_difference(
+    resampled_a: np.ndarray,
+    resampled_b: np.ndarray,
+    estimate_a: float,
+    estimate_b: float,
+    confidence: float = 0.95,
+    method: str = "normal",
+) -> PairedResult:
+    """Compare two cells scored on the *same* resamples (same rows of `resample_counts`)."""
+    resampled_a, resampled_b = np.asarray(resampled_a), np.asarray(resampled_b)
+    if resampled_a.shape != resampled_b.shape:
+        raise ValueError(f"paired resamples differ in shape: {resampled_a.shape} vs {resampled_b.shape}")
+    differences = resampled_a - resampled_b
+    observed = float(estimate_a) - float(estimate_b)
+    low, high = percentile_interval(differences, confidence)
+    return PairedResult(observed, low, high, paired_p_value(differences, observed, method))
+
+
+def holm(p_values: Sequence[float], alpha: float = 0.05) -> tuple[np.ndarray, np.ndarray]:
+    """Holm-adjusted p-values and which hypotheses are rejected at family-wise error `alpha`
+    (statsmodels' `multipletests(method="holm")`)."""
+    p_values = np.asarray(p_values, dtype=float)
+    if p_values.size == 0:
+        return np.zeros(0, dtype=float), np.zeros(0, dtype=bool)
+    reject, adjusted, _, _ = multipletests(p_values, alpha=alpha, method="holm")
+    return adjusted, reject

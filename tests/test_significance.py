@@ -1,0 +1,179 @@
+"""emogrid.significance: intervals and paired comparisons over a grid, from real eval reports."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from emogrid import io
+from emogrid.evaluate import evaluate_file
+from emogrid.report import (
+    add_intervals,
+    collect_reports,
+    plot_paired_differences,
+    summarize_metric,
+    write_paired_tables,
+    write_tables,
+)
+from emogrid.significance import INTERVAL_TABLE_COLUMNS, PAIRED_COLUMNS, grid_statistics
+
+LABELS = ["anger", "annoyance", "joy", "amusement", "neutral"]
+GROUPS = {
+    "polarity": {"negative": ["anger", "annoyance"], "positive": ["joy", "amusement"], "neutral": ["neutral"]}
+}
+GRID = {"start": 0.05, "stop": 0.95, "step": 0.05}
+SETTINGS = {"resamples": 300, "seed": 0, "confidence": 0.95, "p_value": "normal", "alpha": 0.05}
+N = {"validation": 300, "test": 400}
+
+
+def truth_of(split: str) -> np.ndarray:
+    rng = np.random.default_rng(0 if split == "validation" else 1)
+    return (rng.random((N[split], len(LABELS))) < 0.25).astype(np.int8)
+
+
+def predictions(quality: float, seed: int, shuffle: bool = False) -> pd.DataFrame:
+    """Probabilities that separate the truth better the higher `quality` is."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for split in ("validation", "test"):
+        truth = truth_of(split)
+        probs = np.clip(quality * truth + rng.normal(0.3, 0.2, truth.shape), 0, 1).astype(np.float32)
+        frame = pd.DataFrame(
+            {
+                "dataset": "toy",
+                "split": split,
+                "id": [f"{split}-{i}" for i in range(len(truth))],
+                "probs": list(probs),
+                "labels": list(truth),
+                "label_mask": [np.ones(len(LABELS), np.int8)] * len(truth),
+            }
+        )
+        frames.append(frame.sample(frac=1.0, random_state=seed) if shuffle else frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+# (loss, mix) -> quality; mix m2 gets the very same predictions as m1 (seeds 1 and 2).
+QUALITY = {"good": 0.45, "poor": 0.15}
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory):
+    root = tmp_path_factory.mktemp("grid")
+    cells = []
+    for loss, quality in QUALITY.items():
+        for mix in ("m1", "m2"):
+            for seed in (1, 2):
+                folder = root / mix / loss / "none" / f"seed{seed}"
+                # m2's rows come in another order: the statistics must align them by id.
+                frame = predictions(quality, seed=seed + (10 if loss == "poor" else 0), shuffle=mix == "m2")
+                io.write_parquet(folder / "predictions.parquet", frame)
+                cell = {"mix": mix, "loss": loss, "imbalance": "none", "seed": seed}
+                evaluate_file(
+                    folder / "predictions.parquet", folder / "eval_report.json", LABELS, GRID, cell, GROUPS
+                )
+                cells.append((folder / "predictions.parquet", folder / "eval_report.json"))
+    intervals, paired = grid_statistics(cells, LABELS, GROUPS, SETTINGS)
+    return {"cells": cells, "intervals": intervals, "paired": paired, "root": root}
+
+
+def test_interval_table_covers_every_cell_level_and_threshold(grid):
+    intervals = grid["intervals"]
+    assert list(intervals.columns) == INTERVAL_TABLE_COLUMNS
+    assert len(intervals) == 4 * 2 * 2  # cells x levels x threshold modes
+    assert set(intervals["level"]) == {"labels", "polarity"} and set(intervals["threshold"]) == {
+        "tuned",
+        "0.5",
+    }
+    assert (
+        (intervals["ci_low"] <= intervals["estimate"]) & (intervals["estimate"] <= intervals["ci_high"])
+    ).all()
+    assert (intervals["seeds"] == 2).all() and (intervals["n_examples"] == N["test"]).all()
+
+
+def test_estimates_are_the_seed_means_of_the_reports(grid):
+    reports = collect_reports([report for _, report in grid["cells"]])
+    summary = add_intervals(
+        summarize_metric(reports, "f1_macro@tuned", levels=None), grid["intervals"], "tuned"
+    )
+    assert len(summary) == 8
+    assert (summary["ci_low"] < summary["mean"]).all() and (summary["mean"] < summary["ci_high"]).all()
+    # Same predictions in another row order: the same numbers.
+    by_mix = summary.set_index(["loss", "mix", "level"])
+    for loss in QUALITY:
+        for column in ("mean", "ci_low", "ci_high"):
+            assert by_mix.loc[(loss, "m1", "labels"), column] == pytest.approx(
+                by_mix.loc[(loss, "m2", "labels"), column]
+            )
+
+
+def test_intervals_from_other_runs_are_refused(grid):
+    reports = collect_reports([report for _, report in grid["cells"]])
+    summary = summarize_metric(reports, "f1_macro@tuned", levels=None)
+    shifted = grid["intervals"].assign(estimate=grid["intervals"]["estimate"] + 0.01)
+    with pytest.raises(ValueError, match="other runs"):
+        add_intervals(summary, shifted, "tuned")
+
+
+def test_paired_family_difference_and_holm(grid):
+    paired = grid["paired"]
+    assert list(paired.columns) == PAIRED_COLUMNS
+    # loss pairs within each mix (2) + mix pairs within each loss (2); one imbalance strategy: no pairs.
+    assert sorted(paired["compared"]) == ["loss", "loss", "mix", "mix"]
+    losses = paired[paired["compared"] == "loss"]
+    assert (losses["a"] == "good").all() and (losses["difference"] > 0.1).all()
+    assert losses["significant"].all() and (losses["ci_low"] > 0).all()
+    mixes = paired[paired["compared"] == "mix"]
+    assert (mixes["difference"].abs() < 1e-12).all() and (mixes["p_value"] == 1.0).all()
+    assert not mixes["significant"].any()
+    assert set(mixes["within"]) == {"loss=good, imbalance=none", "loss=poor, imbalance=none"}
+    # Holm: each adjusted p at least the raw one, and at most the Bonferroni one.
+    assert (paired["p_holm"] >= paired["p_value"] - 1e-15).all()
+    assert (paired["p_holm"] <= np.minimum(1, len(paired) * paired["p_value"]) + 1e-15).all()
+
+
+def test_a_report_that_does_not_match_its_predictions_is_an_error(grid, tmp_path):
+    predictions_path, report_path = grid["cells"][0]
+    report = io.read_json(report_path)
+    report["datasets"]["toy"]["test"]["f1_macro@tuned"] += 0.05
+    io.write_json(tmp_path / "eval_report.json", report)
+    with pytest.raises(ValueError, match="in the report but"):
+        grid_statistics([(predictions_path, tmp_path / "eval_report.json")], LABELS, GROUPS, SETTINGS)
+
+
+def test_resampling_is_reproducible(grid):
+    again = grid_statistics(grid["cells"], LABELS, GROUPS, SETTINGS)
+    pd.testing.assert_frame_equal(again[0], grid["intervals"])
+    pd.testing.assert_frame_equal(again[1], grid["paired"])
+
+
+def test_paired_tables_and_plot_are_written(grid, tmp_path):
+    paths = write_paired_tables(grid["paired"], tmp_path / "tables" / "paired", 0.95, "normal", 0.05)
+    assert "Holm" in paths["md"].read_text() and "<table" in paths["html"].read_text()
+    assert pd.read_csv(paths["csv"])["p_holm"].tolist() == pytest.approx(grid["paired"]["p_holm"].tolist())
+    plot = tmp_path / "plots" / "paired.png"
+    plot_paired_differences(grid["paired"], plot)
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_tables_show_the_interval_beside_mean_and_std(grid, tmp_path):
+    reports = collect_reports([report for _, report in grid["cells"]])
+    summary = add_intervals(
+        summarize_metric(reports, "f1_macro@tuned", levels=None), grid["intervals"], "tuned"
+    )
+    paths = write_tables(summary, tmp_path / "f1_macro", confidence=0.95)
+    csv = pd.read_csv(paths["csv"])
+    assert {"ci_low", "ci_high", "level", "imbalance"} <= set(csv.columns)
+    markdown = paths["md"].read_text()
+    assert "95% bootstrap interval" in markdown and "toy · polarity" in markdown
+    row = summary.iloc[0]
+    assert f"[{row['ci_low']:.3f}, {row['ci_high']:.3f}]" in markdown
+
+
+def test_a_single_cell_grid_has_intervals_and_an_empty_paired_table(grid, tmp_path):
+    intervals, paired = grid_statistics(grid["cells"][:1], LABELS, GROUPS, SETTINGS)
+    assert len(intervals) == 4 and (intervals["seeds"] == 1).all()
+    assert paired.empty and list(paired.columns) == PAIRED_COLUMNS
+    write_paired_tables(paired, tmp_path / "paired", 0.95, "normal", 0.05)
+    plot_paired_differences(paired, tmp_path / "paired.png")
+    assert (tmp_path / "paired.png").stat().st_size > 0
