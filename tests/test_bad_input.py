@@ -114,13 +114,13 @@ def originals(config, synthetic_dir):
     }
 
 
-CASES = {"tried": 0, "read": 0, "reported": 0}
+CASES = {"tried": 0, "read": 0, "skipped": 0, "reported": 0}
 OUTCOMES: dict[tuple[str, str], dict[str, int]] = {}
 
 
 def count(name: str, mutation: str, outcome: str) -> None:
     CASES[outcome] += 1
-    OUTCOMES.setdefault((mutation, name), {"read": 0, "reported": 0})[outcome] += 1
+    OUTCOMES.setdefault((mutation, name), {"read": 0, "skipped": 0, "reported": 0})[outcome] += 1
 
 
 @settings(
@@ -133,12 +133,13 @@ def count(name: str, mutation: str, outcome: str) -> None:
     mutation=st.sampled_from(MUTATIONS),
     which_file=st.integers(min_value=0, max_value=10),
     which_line=st.integers(min_value=0, max_value=10_000),
+    skip=st.booleans(),
     filler=st.text(
         alphabet=st.characters(blacklist_categories=["Cs", "Cc", "Zl", "Zp"]), min_size=1, max_size=5
     ),
 )
 def test_mutated_rows_are_read_or_reported_with_file_and_line(
-    config, synthetic_dir, originals, name, mutation, which_file, which_line, filler
+    config, synthetic_dir, originals, name, mutation, which_file, which_line, skip, filler
 ):
     fmt = FORMATS[name]
     files = data_files(config, name)
@@ -160,8 +161,9 @@ def test_mutated_rows_are_read_or_reported_with_file_and_line(
         data = b"\n".join(line.encode("utf-8") if i != index else new for i, line in enumerate(lines))
         path.write_bytes(data)
         CASES["tried"] += 1
+        ds_cfg = {**config["datasets"][name], "malformed_rows": "skip" if skip else "error"}
         try:
-            frames, summary = read_dataset(name, raw_dir, config["datasets"][name], config["labels"])
+            frames, summary = read_dataset(name, raw_dir, ds_cfg, config["labels"])
         except DatasetFormatError as error:
             count(name, mutation, "reported")
             message = str(error)
@@ -172,14 +174,16 @@ def test_mutated_rows_are_read_or_reported_with_file_and_line(
                 # A row-local problem is reported at its own line (a quoted CSV record may start earlier).
                 assert error.line <= index + 1, message
             return
-        count(name, mutation, "read")
+        count(name, mutation, "skipped" if summary["malformed_rows"] else "read")
+        if summary["malformed_rows"]:
+            # Skipped, never silently: counted with a reason, and listed with file and line.
+            assert skip and len(summary["malformed_rows"]) == 1, summary["malformed_rows"]
+            assert summary["malformed_rows"][0].startswith(f"{path}:{index + 1}: ")
         # Read: nothing vanished silently. Every row is kept or counted as dropped with a reason.
         assert count_rows(summary) == originals[name], (mutation, summary["splits"])
-        for split in SPLITS:
-            assert (
-                sum(summary["splits"][split]["dropped"].values()) + len(frames[split])
-                == (summary["splits"][split]["read"])
-            )
+        for split, counts in summary["splits"].items():  # "unassigned": skipped rows of an unsplit file
+            kept = len(frames[split]) if split in frames else 0
+            assert sum(counts["dropped"].values()) + kept == counts["read"], (split, counts)
         texts = [t for split in SPLITS for t in frames[split]["text"]]
         assert all(t and t == t.strip() and "\x00" not in t and "\ufeff" not in t for t in texts)
         if mutation == "enormous_text":
@@ -214,5 +218,34 @@ def test_hypothesis_tried_many_cases():
         pytest.skip("the property test did not run in this session")
     print(f"hypothesis cases: {CASES}")
     for (mutation, name), outcome in sorted(OUTCOMES.items()):
-        print(f"| {mutation} | {name} | {outcome['read']} | {outcome['reported']} |")
-    assert CASES["tried"] >= 100 and CASES["read"] > 0 and CASES["reported"] > 0, CASES
+        print(f"| {mutation} | {name} | {outcome['read']} | {outcome['skipped']} | {outcome['reported']} |")
+    assert CASES["tried"] >= 100 and min(CASES["read"], CASES["skipped"], CASES["reported"]) > 0, CASES
+
+
+@pytest.mark.parametrize("name, split", [("goemotions", "train"), ("isear", "unassigned")])
+def test_skipped_malformed_rows_are_counted_and_listed(config, synthetic_dir, tmp_path, name, split):
+    from emogrid.readers._common import MALFORMED
+    from emogrid.report import data_summary_table
+
+    fmt = FORMATS[name]
+    raw_dir = tmp_path / name
+    shutil.copytree(synthetic_dir / name, raw_dir)
+    target = raw_dir / config["datasets"][name]["splits"].get(
+        "train", config["datasets"][name]["splits"].get("all")
+    )
+    lines = target.read_text().split("\n")
+    bad = 2  # the second data line
+    index = bad - 1 + (1 if fmt["header"] else 0)
+    lines[index] = mutate(lines[index], "empty_text", fmt, "x").decode()
+    target.write_text("\n".join(lines))
+    ds_cfg = config["datasets"][name]
+    with pytest.raises(DatasetFormatError, match=rf":{index + 1}: empty or whitespace-only text"):
+        read_dataset(name, raw_dir, ds_cfg, config["labels"])
+    _, summary = read_dataset(name, raw_dir, {**ds_cfg, "malformed_rows": "skip"}, config["labels"])
+    assert summary["splits"][split]["dropped"][MALFORMED] == 1
+    assert summary["malformed_rows"] == [f"{target}:{index + 1}: empty or whitespace-only text"]
+    assert summary["splits"][split]["read"] == summary["splits"][split]["kept"] + sum(
+        summary["splits"][split]["dropped"].values()
+    )
+    table = data_summary_table({name: summary})
+    assert f"{MALFORMED}: 1" in " ".join(table["dropped_reasons"])

@@ -36,6 +36,7 @@ __all__ = [
 SPLITS = ("train", "validation", "test")
 UNIFIED_COLUMNS = ["id", "text", "dataset", "split", "labels", "label_mask"]
 UNSPLIT = "all"
+UNASSIGNED = "unassigned"  # summary key for skipped rows of an unsplit file
 GOEMOTIONS_LABEL_FILE = "emotions.txt"  # part of the GoEmotions release: label id k is its line k+1
 
 FileReader = Callable[[Path, str], FileRecords]
@@ -81,6 +82,9 @@ def _split_unsplit_file(name: str, records: FileRecords, ds_cfg: dict) -> dict[s
     for part in parts.values():
         part.records.sort(key=lambda r: r.line)
         part.dropped.sort(key=lambda pair: pair[0].line)
+    if records.malformed:
+        # Skipped malformed rows have no respondent or emotion to split by: reported on their own.
+        parts[UNASSIGNED] = FileRecords(records.path, malformed=list(records.malformed))
     return parts
 
 
@@ -151,12 +155,16 @@ def read_dataset(
         "dataset": name,
         "splits": {
             split: {
-                "read": by_split[split].read,
-                "kept": len(by_split[split].records),
-                "dropped": by_split[split].dropped_counts(),
+                "read": part.read,
+                "kept": len(part.records),
+                "dropped": part.dropped_counts(),
             }
-            for split in SPLITS
+            for split, part in by_split.items()
         },
+        # Every skipped malformed row, so each can be looked up and fixed at its source.
+        "malformed_rows": [
+            f"{part.path}:{line}: {problem}" for part in by_split.values() for line, problem in part.malformed
+        ],
         "label_counts": {split: _label_counts(by_split[split].records, covered) for split in SPLITS},
         "covered_labels": covered,
     }

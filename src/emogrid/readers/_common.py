@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,20 +29,46 @@ class Record:
     stratum: str | None = None
 
 
+MALFORMED = "malformed row (skipped)"
+
+
 @dataclass
 class FileRecords:
-    """The records of one file; `dropped` holds the documented exceptions with their reason."""
+    """The records of one file; `dropped` holds the documented exceptions with their reason.
+
+    With `skip_malformed` (config `malformed_rows: skip`) a row whose own content is bad is kept out
+    and listed in `malformed` as (line, problem) instead of stopping the read.
+    """
 
     path: Path
     records: list[Record] = field(default_factory=list)
     dropped: list[tuple[Record, str]] = field(default_factory=list)
+    skip_malformed: bool = False
+    malformed: list[tuple[int, str]] = field(default_factory=list)
 
     @property
     def read(self) -> int:
-        return len(self.records) + len(self.dropped)
+        return len(self.records) + len(self.dropped) + len(self.malformed)
 
     def dropped_counts(self) -> dict[str, int]:
-        return dict(Counter(reason for _, reason in self.dropped))
+        counts = dict(Counter(reason for _, reason in self.dropped))
+        if self.malformed:
+            counts[MALFORMED] = len(self.malformed)
+        return counts
+
+    @contextmanager
+    def row(self, line: int) -> Iterator[None]:
+        """Read one row: its DatasetFormatError is raised, or recorded when malformed rows are skipped."""
+        try:
+            yield
+        except DatasetFormatError as error:
+            if not self.skip_malformed:
+                raise
+            self.malformed.append((error.line or line, error.problem))
+
+
+def skips_malformed(ds_cfg: dict) -> bool:
+    return ds_cfg.get("malformed_rows", "error") == "skip"
 
 
 def decode_utf8(path: str | Path) -> str:

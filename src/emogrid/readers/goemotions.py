@@ -22,6 +22,7 @@ from emogrid.readers._common import (
     physical_lines,
     require_id,
     require_text,
+    skips_malformed,
 )
 
 FIELDS = 3  # text, comma-separated label ids, id
@@ -67,18 +68,19 @@ def read_goemotions(
 ) -> FileRecords:
     """One GoEmotions TSV; `label_names` come from `read_goemotions_label_names`."""
     path = Path(path)
-    result = FileRecords(path)
+    result = FileRecords(path, skip_malformed=skips_malformed(ds_cfg))
     for line, fields in iter_csv_rows(path, decode_utf8(path), delimiter="\t"):
-        check_field_count(path, line, fields, FIELDS)
-        text, label_field, example_id = fields
-        names = parse_label_ids(path, line, label_field, label_names)
-        result.records.append(
-            Record(
-                id=require_id(path, line, example_id),
-                text=require_text(path, line, text),
-                labels=map_labels(path, line, ds_cfg, names, labels),
-                line=line,
+        with result.row(line):
+            check_field_count(path, line, fields, FIELDS)
+            text, label_field, example_id = fields
+            names = parse_label_ids(path, line, label_field, label_names)
+            result.records.append(
+                Record(
+                    id=require_id(path, line, example_id),
+                    text=require_text(path, line, text),
+                    labels=map_labels(path, line, ds_cfg, names, labels),
+                    line=line,
+                )
             )
-        )
     check_unique_ids(path, result.records)
     return result

@@ -27,6 +27,7 @@ from emogrid.readers._common import (
     physical_lines,
     require_id,
     require_text,
+    skips_malformed,
 )
 
 # The header as exported, including the empty name after the trailing `|`.
@@ -89,22 +90,23 @@ def read_isear(path: str | Path, ds_cfg: dict, labels: Sequence[str]) -> FileRec
         raise DatasetFormatError(path, 1, "missing header (empty file)")
     check_header(path, lines[0].split("|"), ISEAR_HEADER)
     non_answers = {normalize_non_answer(n) for n in ds_cfg.get("non_answers") or []}
-    result = FileRecords(path)
+    result = FileRecords(path, skip_malformed=skips_malformed(ds_cfg))
     for line, content in enumerate(lines[1:], start=2):
-        fields = split_isear_line(path, line, content)
-        emotion = fields[EMOTION].strip()
-        record = Record(
-            id=require_id(path, line, fields[KEY]),
-            text=require_text(path, line, clean_isear_text(fields[FIXED_COLUMNS])),
-            labels=map_labels(path, line, ds_cfg, [emotion], labels),
-            line=line,
-            group=require_id(path, line, fields[RESPONDENT]),
-            stratum=emotion,
-        )
-        if normalize_non_answer(record.text) in non_answers:
-            result.dropped.append((record, NON_ANSWER))
-        else:
-            result.records.append(record)
+        with result.row(line):
+            fields = split_isear_line(path, line, content)
+            emotion = fields[EMOTION].strip()
+            record = Record(
+                id=require_id(path, line, fields[KEY]),
+                text=require_text(path, line, clean_isear_text(fields[FIXED_COLUMNS])),
+                labels=map_labels(path, line, ds_cfg, [emotion], labels),
+                line=line,
+                group=require_id(path, line, fields[RESPONDENT]),
+                stratum=emotion,
+            )
+            if normalize_non_answer(record.text) in non_answers:
+                result.dropped.append((record, NON_ANSWER))
+            else:
+                result.records.append(record)
     check_unique_ids(path, sorted(result.records + [r for r, _ in result.dropped], key=lambda r: r.line))
     return result
 

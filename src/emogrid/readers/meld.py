@@ -20,6 +20,7 @@ from emogrid.readers._common import (
     iter_csv_rows,
     map_labels,
     require_text,
+    skips_malformed,
 )
 
 MELD_HEADER = [
@@ -56,16 +57,17 @@ def read_meld(path: str | Path, ds_cfg: dict, labels: Sequence[str], id_prefix: 
     if header is None:
         raise DatasetFormatError(path, 1, "missing header (empty file)")
     check_header(path, header[1], MELD_HEADER)
-    result = FileRecords(path)
+    result = FileRecords(path, skip_malformed=skips_malformed(ds_cfg))
     for line, fields in rows:
-        check_field_count(path, line, fields, len(MELD_HEADER))
-        result.records.append(
-            Record(
-                id=meld_id(path, line, fields[DIALOGUE], fields[UTTERANCE], id_prefix),
-                text=require_text(path, line, fields[TEXT]),
-                labels=map_labels(path, line, ds_cfg, [fields[EMOTION].strip()], labels),
-                line=line,
+        with result.row(line):
+            check_field_count(path, line, fields, len(MELD_HEADER))
+            result.records.append(
+                Record(
+                    id=meld_id(path, line, fields[DIALOGUE], fields[UTTERANCE], id_prefix),
+                    text=require_text(path, line, fields[TEXT]),
+                    labels=map_labels(path, line, ds_cfg, [fields[EMOTION].strip()], labels),
+                    line=line,
+                )
             )
-        )
     check_unique_ids(path, result.records)
     return result

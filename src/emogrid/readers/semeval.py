@@ -21,6 +21,7 @@ from emogrid.readers._common import (
     physical_lines,
     require_id,
     require_text,
+    skips_malformed,
 )
 
 ID_COLUMN, TEXT_COLUMN = "ID", "Tweet"
@@ -52,28 +53,29 @@ def read_semeval(path: str | Path, ds_cfg: dict, labels: Sequence[str]) -> FileR
     header = lines[0].rstrip("\r").split("\t")
     columns = check_semeval_header(path, header, ds_cfg)
     empty_label = ds_cfg.get("empty_label")
-    result = FileRecords(path)
+    result = FileRecords(path, skip_malformed=skips_malformed(ds_cfg))
     for line, content in enumerate(lines[1:], start=2):
-        fields = content.rstrip("\r").split("\t")
-        check_field_count(path, line, fields, len(header))
-        present = []
-        for column, value in zip(columns, fields[2:], strict=True):
-            if value not in LABEL_VALUES:
-                raise DatasetFormatError(
-                    path, line, f"label column {column!r} has value {value!r}, expected 0 or 1"
+        with result.row(line):
+            fields = content.rstrip("\r").split("\t")
+            check_field_count(path, line, fields, len(header))
+            present = []
+            for column, value in zip(columns, fields[2:], strict=True):
+                if value not in LABEL_VALUES:
+                    raise DatasetFormatError(
+                        path, line, f"label column {column!r} has value {value!r}, expected 0 or 1"
+                    )
+                if LABEL_VALUES[value]:
+                    present.append(column)
+            targets = map_labels(path, line, ds_cfg, present, labels)
+            if not present and empty_label:
+                targets = (empty_label,)
+            result.records.append(
+                Record(
+                    id=require_id(path, line, fields[0]),
+                    text=require_text(path, line, fields[1]),
+                    labels=targets,
+                    line=line,
                 )
-            if LABEL_VALUES[value]:
-                present.append(column)
-        targets = map_labels(path, line, ds_cfg, present, labels)
-        if not present and empty_label:
-            targets = (empty_label,)
-        result.records.append(
-            Record(
-                id=require_id(path, line, fields[0]),
-                text=require_text(path, line, fields[1]),
-                labels=targets,
-                line=line,
             )
-        )
     check_unique_ids(path, result.records)
     return result
