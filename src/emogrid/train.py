@@ -35,6 +35,7 @@ from emogrid.evaluate import score
 from emogrid.io import read_json, write_json, write_parquet
 from emogrid.losses import build_loss
 from emogrid.modeling import load_classifier
+from emogrid.provenance import image_info, package_versions
 from emogrid.tokenize import load_tokenizer
 
 SECRET_MARKERS = ("TOKEN", "KEY", "SECRET", "PASSWORD")
@@ -220,32 +221,6 @@ def git_commit() -> str:
         return "unknown"
 
 
-def package_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    names = [
-        "emogrid",
-        "torch",
-        "transformers",
-        "accelerate",
-        "datasets",
-        "deepspeed",
-        "scikit-learn",
-        "numpy",
-        "pandas",
-        "sentencepiece",
-        "snakemake",
-    ]
-    found = {}
-    for name in names:
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            found[name] = None
-    found["python"] = platform.python_version()
-    return found
-
-
 def device_description() -> dict:
     if torch.cuda.is_available():
         return {
@@ -389,6 +364,7 @@ def run_cell(cell: dict) -> Path:
                     "seed": seed,
                     "git_commit": git_commit(),
                     "versions": package_versions(),
+                    "image": image_info(),
                     "device": device_description(),
                     "world_size": args.world_size,
                     "precision": resolve_precision(cell["training"]["precision"]),
