@@ -41,6 +41,8 @@ rule f1_tables:
         ),
     log:
         f"{RESULTS}/logs/f1_tables.log",
+    conda:
+        "../envs/report.yaml"
     script:
         "../workflow_scripts/f1_tables.py"
 
@@ -70,6 +72,8 @@ rule plots:
         ),
     log:
         f"{RESULTS}/logs/plots.log",
+    conda:
+        "../envs/report.yaml"
     params:
         heatmap_dataset=evaluation_datasets(config)[0],
     script:
@@ -106,6 +110,8 @@ rule data_summary:
         ),
     log:
         f"{RESULTS}/logs/data_summary.log",
+    conda:
+        "../envs/report.yaml"
     params:
         labels=config["labels"],
     script:
@@ -125,5 +131,7 @@ rule run_overview:
         ),
     log:
         f"{RESULTS}/logs/run_overview.log",
+    conda:
+        "../envs/report.yaml"
     script:
         "../workflow_scripts/run_overview.py"

@@ -7,6 +7,8 @@ rule cell_config:
         f"{RESULTS}/runs/{{mix}}/{{loss}}/seed{{seed}}/cell.json",
     log:
         f"{RESULTS}/logs/cell_config/{{mix}}/{{loss}}/seed{{seed}}.log",
+    conda:
+        "../envs/report.yaml"
     params:
         # The resolved cell is a param: a cell reruns only when its own settings change.
         cell=get_cell,
@@ -27,6 +29,8 @@ rule train:
         f"{RESULTS}/logs/train/{{mix}}/{{loss}}/seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train/{{mix}}/{{loss}}/seed{{seed}}.tsv"
+    conda:
+        "../envs/train.yaml"
     resources:
         gpu=config["training"]["gpus"],
     params:
@@ -42,6 +46,8 @@ rule evaluate:
         f"{RESULTS}/runs/{{mix}}/{{loss}}/seed{{seed}}/eval_report.json",
     log:
         f"{RESULTS}/logs/evaluate/{{mix}}/{{loss}}/seed{{seed}}.log",
+    conda:
+        "../envs/report.yaml"
     params:
         labels=config["labels"],
         grid=config["evaluation"]["threshold_grid"],
