@@ -22,6 +22,8 @@ if [ ! -x "$root/usr/bin/apptainer" ]; then
 	" >"$CACHE/apptainer-install.log" 2>&1 || { tail -n 20 "$CACHE/apptainer-install.log"; exit 1; }
 fi
 
+# minbase leaves no /etc/hosts, and apptainer's build reads it.
+[ -s "$root/etc/hosts" ] || printf '127.0.0.1\tlocalhost\n::1\tlocalhost\n' >"$root/etc/hosts"
 mkdir -p "$(dirname "$wrapper")"
 cp "$(dirname "$0")/apptainer-wrapper" "$wrapper"
 log "apptainer: $("$wrapper" --version)"

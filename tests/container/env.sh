@@ -9,6 +9,7 @@ BASE_TAG=emogrid-base:bookworm      # the local stand-in for the CUDA runtime ba
 CI_IMAGE=emogrid-ci:cpu              # the CPU variant built from containers/Dockerfile
 # The image the workflow names by default (config key `container`): the test's SIF stands in for it.
 PUBLISHED_URI=$(sed -n 's/^container: *//p' "$REPO/config/config.yaml")
+[ -n "$PUBLISHED_URI" ] || { echo "config/config.yaml has no 'container:' line" >&2; exit 1; }
 DOCKER=/usr/bin/docker               # Debian's 20.10 client: BuildKit without a `# syntax=` line
 export DOCKER_BUILDKIT=1
 export PATH="$CACHE/bin:$PATH"       # the apptainer wrapper

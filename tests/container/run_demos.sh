@@ -10,10 +10,15 @@ source "$(dirname "$0")/env.sh"
 prefix=$CACHE/apptainer-prefix
 sif=$prefix/$(printf '%s' "$PUBLISHED_URI" | md5sum | cut -d' ' -f1).simg
 mkdir -p "$prefix"
+image_id=$("$DOCKER" image inspect -f '{{.Id}}' "$CI_IMAGE")
 start=$(date +%s)
-rm -f "$sif"
-apptainer build "$sif" "docker-daemon://$CI_IMAGE" >"$CACHE/sif-build.log" 2>&1 ||
-	{ tail -n 30 "$CACHE/sif-build.log"; exit 1; }
+# A SIF made from this very image earlier in the same CI run is reused.
+if [ ! -s "$sif" ] || [ "$(cat "$sif.image-id" 2>/dev/null)" != "$image_id" ]; then
+	rm -f "$sif" "$sif.image-id"
+	apptainer build "$sif" "docker-daemon://$CI_IMAGE" >"$CACHE/sif-build.log" 2>&1 ||
+		{ tail -n 30 "$CACHE/sif-build.log"; exit 1; }
+	echo "$image_id" >"$sif.image-id"
+fi
 sif_seconds=$(($(date +%s) - start))
 log "SIF for $PUBLISHED_URI: $sif ($(stat -c %s "$sif") bytes, ${sif_seconds} s)"
 apptainer exec "$sif" cat /opt/emogrid/image.json >"$CACHE/image.json"
