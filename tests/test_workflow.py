@@ -134,6 +134,7 @@ def test_lint_is_clean(tmp_path):
         ("mixes: {bad: {goemotions: 1.0, emobank: 1.0}}", "mixes.bad.emobank"),
         ("losses: {focal: {type: focal}}", "focal"),
         ("trainig: {epochs: 3}", "trainig"),
+        ('container: ""', "container"),
     ],
 )
 def test_bad_config_fails_before_any_job_naming_the_key(tmp_path, overlay, key):

@@ -13,7 +13,9 @@ if [ -n "${missing:-}" ]; then
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io debootstrap squashfs-tools >/dev/null
 fi
-dockerd --iptables=false --bridge=none >"$CACHE/dockerd.log" 2>&1 &
+# A session of its own: a TERM to the test's process group (timeout) leaves the engine up for
+# run.sh's cleanup, which removes the images and then stops it.
+setsid dockerd --iptables=false --bridge=none >"$CACHE/dockerd.log" 2>&1 &
 pid=$!
 for _ in $(seq 60); do
 	"$DOCKER" info >/dev/null 2>&1 && { echo "$pid"; exit 0; }
