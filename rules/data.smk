@@ -8,6 +8,8 @@ rule synthetic_corpus:
         synthetic_files(),
     log:
         f"{RESULTS}/logs/synthetic_corpus.log",
+    conda:
+        "../envs/data.yaml"
     params:
         synthetic=config["data"]["synthetic"],
     script:
@@ -21,6 +23,8 @@ rule fetch_raw:
         f"{RESULTS}/raw/{{dataset}}/manifest.json",
     log:
         f"{RESULTS}/logs/fetch_raw/{{dataset}}.log",
+    conda:
+        "../envs/data.yaml"
     params:
         dataset_config=get_dataset_config,
         verify_md5=config["data"]["verify_md5"],
@@ -38,6 +42,8 @@ rule preprocess:
         f"{RESULTS}/logs/preprocess/{{dataset}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/preprocess/{{dataset}}.tsv"
+    conda:
+        "../envs/data.yaml"
     script:
         "../workflow_scripts/preprocess.py"
 
@@ -52,6 +58,8 @@ rule tokenize:
         f"{RESULTS}/logs/tokenize/{{dataset}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/tokenize/{{dataset}}.tsv"
+    conda:
+        "../envs/train.yaml"
     params:
         max_length=config["model"]["max_length"],
     script:

@@ -7,6 +7,8 @@ if config["model"]["build_tiny"]:
             directory(f"{RESULTS}/model"),
         log:
             f"{RESULTS}/logs/build_tiny_model.log",
+        conda:
+            "../envs/train.yaml"
         script:
             "../workflow_scripts/build_tiny_model.py"
 
@@ -21,6 +23,8 @@ elif not Path(config["model"]["name"]).is_dir():
             directory(f"{RESULTS}/model"),
         log:
             f"{RESULTS}/logs/fetch_model.log",
+        conda:
+            "../envs/train.yaml"
         params:
             name=config["model"]["name"],
         script:

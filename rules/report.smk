@@ -23,6 +23,8 @@ rule bootstrap:
         labels=config["labels"],
         label_groups=config["label_groups"],
         settings=config["evaluation"]["statistics"],
+    conda:
+        "../envs/report.yaml"
     script:
         "../workflow_scripts/bootstrap.py"
 
@@ -59,6 +61,8 @@ rule paired_tables:
         f"{RESULTS}/logs/paired_tables.log",
     params:
         settings=config["evaluation"]["statistics"],
+    conda:
+        "../envs/report.yaml"
     script:
         "../workflow_scripts/paired_tables.py"
 
@@ -102,6 +106,8 @@ rule f1_tables:
         f"{RESULTS}/logs/f1_tables.log",
     params:
         confidence=config["evaluation"]["statistics"]["confidence"],
+    conda:
+        "../envs/report.yaml"
     script:
         "../workflow_scripts/f1_tables.py"
 
@@ -131,6 +137,8 @@ rule plots:
         ),
     log:
         f"{RESULTS}/logs/plots.log",
+    conda:
+        "../envs/report.yaml"
     params:
         heatmap_dataset=evaluation_datasets(config)[0],
     script:
@@ -167,6 +175,8 @@ rule data_summary:
         ),
     log:
         f"{RESULTS}/logs/data_summary.log",
+    conda:
+        "../envs/report.yaml"
     params:
         labels=config["labels"],
     script:
@@ -186,5 +196,7 @@ rule run_overview:
         ),
     log:
         f"{RESULTS}/logs/run_overview.log",
+    conda:
+        "../envs/report.yaml"
     script:
         "../workflow_scripts/run_overview.py"

@@ -9,6 +9,8 @@ rule cell_config:
         f"{RESULTS}/runs/{{mix}}/{{loss}}/{{imbalance}}/seed{{seed}}/cell.json",
     log:
         f"{RESULTS}/logs/cell_config/{{mix}}/{{loss}}/{{imbalance}}/seed{{seed}}.log",
+    conda:
+        "../envs/report.yaml"
     params:
         # The resolved cell is a param: a cell reruns only when its own settings change.
         cell=get_cell,
@@ -29,6 +31,8 @@ rule train:
         f"{RESULTS}/logs/train/{{mix}}/{{loss}}/{{imbalance}}/seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train/{{mix}}/{{loss}}/{{imbalance}}/seed{{seed}}.tsv"
+    conda:
+        "../envs/train.yaml"
     resources:
         gpu=config["training"]["gpus"],
         mem_mb=get_train_mem_mb,
@@ -47,6 +51,8 @@ rule evaluate:
         f"{RESULTS}/runs/{{mix}}/{{loss}}/{{imbalance}}/seed{{seed}}/eval_report.json",
     log:
         f"{RESULTS}/logs/evaluate/{{mix}}/{{loss}}/{{imbalance}}/seed{{seed}}.log",
+    conda:
+        "../envs/report.yaml"
     params:
         labels=config["labels"],
         grid=config["evaluation"]["threshold_grid"],
@@ -71,5 +77,7 @@ rule check_gpu:
         gpu=config["training"]["gpus"],
         mem_mb=2000,
         runtime=10,
+    conda:
+        "../envs/train.yaml"
     shell:
         "python -m emogrid.devices {output.json} {output.html} > {log} 2>&1"

@@ -1,5 +1,6 @@
 """Training: the gradient-accumulation guard, the mixture sampler, batching and a whole cell."""
 
+import json
 import warnings
 
 import numpy as np
@@ -140,7 +141,11 @@ def test_scrub_removes_credentials():
     assert cleaned["env"] == {"HF_TOKEN": "<scrubbed>", "WANDB_API_KEY": "<scrubbed>", "SEED": 1}
 
 
-def test_run_cell_writes_predictions_log_and_run_info(make_cell, tmp_path):
+def test_run_cell_writes_predictions_log_and_run_info(make_cell, tmp_path, monkeypatch):
+    # As inside the image: EMOGRID_IMAGE_INFO names the record the image build wrote.
+    image_record = {"image": "registry.example/emogrid:test", "versions": {"torch": "0.0-image"}}
+    (tmp_path / "image.json").write_text(json.dumps(image_record))
+    monkeypatch.setenv("EMOGRID_IMAGE_INFO", str(tmp_path / "image.json"))
     cell = make_cell(
         num_train_epochs=2, eval_steps=6, save_steps=6, save_total_limit=1, output_dir=tmp_path / "c"
     )
@@ -159,6 +164,7 @@ def test_run_cell_writes_predictions_log_and_run_info(make_cell, tmp_path):
     info = read_json(out / "run_info.json")
     assert info["seed"] == 1 and info["device"]["type"] in {"cpu", "cuda"}
     assert info["versions"]["transformers"].startswith("5.")
+    assert info["image"] == image_record
     assert len(list((out / "checkpoints").glob("checkpoint-*"))) <= 1
 
     # A rerun of the same cell picks up its last checkpoint instead of starting from step 0.

@@ -141,6 +141,7 @@ def test_lint_is_clean(tmp_path):
         ("imbalance: [none, smote]", "smote"),
         ("label_groups: {ekman: {joy: [glee]}}", "label_groups.ekman.joy"),
         ("evaluation: {statistics: {p_value: bayes}}", "p_value"),
+        ('container: ""', "container"),
     ],
 )
 def test_bad_config_fails_before_any_job_naming_the_key(tmp_path, overlay, key):

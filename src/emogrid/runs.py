@@ -23,6 +23,7 @@ def runs_table(
     for info, log in zip(run_infos, train_logs, strict=True):
         history = log["log_history"]
         versions = info["versions"]
+        image = info.get("image") or {}
         rows.append(
             {
                 "cell": info["config"]["name"],
@@ -37,6 +38,9 @@ def runs_table(
                 "start step": log.get("start_step", 0),
                 "resumed from": log.get("resumed_from") or "",
                 "warnings": "; ".join(log.get("warnings", [])),
+                # run_info.json before the image record existed has no "image" key.
+                "image": image.get("image", "none (host environment)"),
+                "python": versions.get("python"),
                 "torch": versions.get("torch"),
                 "transformers": versions.get("transformers"),
                 "git commit": str(info.get("git_commit", ""))[:12],
@@ -49,6 +53,6 @@ def write_runs_overview(run_info_paths: Sequence[str], train_log_paths: Sequence
     table = runs_table([io.read_json(p) for p in run_info_paths], [io.read_json(p) for p in train_log_paths])
     note = (
         "Each training cell: device, precision, steps, final loss, warnings (for example a gradient norm "
-        "that stayed tiny) and the package versions it ran with."
+        "that stayed tiny), the container image it ran in and the package versions it ran with."
     )
     io.write_text(out_path, to_html_document("Runs", [("Runs", note, table)]))

@@ -14,7 +14,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import re
 import signal
 import subprocess
@@ -43,6 +42,7 @@ from emogrid.io import read_json, write_json, write_parquet
 from emogrid.losses import build_loss
 from emogrid.modeling import load_classifier
 from emogrid.preemption import Preempted, StopOnSignal
+from emogrid.provenance import image_info, package_versions
 from emogrid.tokenize import load_tokenizer
 
 SECRET_MARKERS = ("TOKEN", "KEY", "SECRET", "PASSWORD")
@@ -268,32 +268,6 @@ def git_commit() -> str:
         return out.stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-
-
-def package_versions() -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    names = [
-        "emogrid",
-        "torch",
-        "transformers",
-        "accelerate",
-        "datasets",
-        "deepspeed",
-        "scikit-learn",
-        "numpy",
-        "pandas",
-        "sentencepiece",
-        "snakemake",
-    ]
-    found = {}
-    for name in names:
-        try:
-            found[name] = version(name)
-        except PackageNotFoundError:
-            found[name] = None
-    found["python"] = platform.python_version()
-    return found
 
 
 def secret_values(environ=None) -> list[str]:
@@ -540,6 +514,7 @@ def run_cell(cell: dict) -> Path:
                     "seed": seed,
                     "git_commit": git_commit(),
                     "versions": package_versions(),
+                    "image": image_info(),
                     "device": devices,
                     "world_size": args.world_size,
                     "precision": resolve_precision(cell["training"]["precision"]),

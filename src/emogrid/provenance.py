@@ -1,0 +1,92 @@
+"""What a run ran with: package versions, and the container image when it ran in one.
+
+The image build runs `python -m emogrid.provenance --image NAME --output /opt/emogrid/image.json`
+and sets EMOGRID_IMAGE_INFO to that file, so every training cell run inside the image records the
+image it came from next to the versions it actually imported (run_info.json, the report's run table).
+Without --output the command prints what it would record (the image's default command).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+from datetime import datetime, timezone
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from emogrid.errors import EmogridError
+
+IMAGE_INFO_ENV = "EMOGRID_IMAGE_INFO"
+
+# The stack whose versions decide a result; None marks a package that is not installed.
+PACKAGES = [
+    "emogrid",
+    "torch",
+    "transformers",
+    "accelerate",
+    "datasets",
+    "deepspeed",
+    "scikit-learn",
+    "numpy",
+    "pandas",
+    "sentencepiece",
+    "protobuf",
+    "matplotlib",
+    "snakemake",
+]
+
+
+def package_versions() -> dict[str, str | None]:
+    found: dict[str, str | None] = {}
+    for name in PACKAGES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            found[name] = None
+    found["python"] = platform.python_version()
+    return found
+
+
+def describe_image(name: str) -> dict:
+    """What an image records about itself when it is built."""
+    return {
+        "image": name,
+        "built": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "versions": package_versions(),
+    }
+
+
+def image_info() -> dict | None:
+    """The running image's record, or None outside an image (EMOGRID_IMAGE_INFO unset)."""
+    path = os.environ.get(IMAGE_INFO_ENV)
+    if not path:
+        return None
+    try:
+        info = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise EmogridError(f"{IMAGE_INFO_ENV}={path}: cannot read the image's record: {err}") from err
+    if not isinstance(info, dict) or not {"image", "versions"} <= info.keys():
+        raise EmogridError(f"{IMAGE_INFO_ENV}={path}: expected a JSON object with 'image' and 'versions'")
+    return info
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Record or show the packages an image carries.")
+    parser.add_argument("--image", help="the image's name; default: the running image's record")
+    parser.add_argument("--output", help="write the record here instead of printing it")
+    args = parser.parse_args(argv)
+    if args.image:
+        info = describe_image(args.image)
+    else:
+        info = image_info() or {"image": None, "versions": package_versions()}
+    text = json.dumps(info, indent=2) + "\n"
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+    else:
+        print(text, end="")
+
+
+if __name__ == "__main__":
+    main()
