@@ -216,6 +216,11 @@ VARIANTS = [
     {"name": "bf16_L256_b64", "precision": "bf16", "length": 256, "batch": 64},
     {"name": "bf16_L256_b64_ckpt", "precision": "bf16", "length": 256, "batch": 64, "checkpointing": True},
     {"name": "bf16_L128_b64_compile", "precision": "bf16", "length": 128, "batch": 64, "compile": True},
+    {"name": "bf16_L128_b128", "precision": "bf16", "length": 128, "batch": 128},
+    {"name": "bf16_L256_b32_compile", "precision": "bf16", "length": 256, "batch": 32, "compile": True},
+    {"name": "bf16_L256_b64_compile", "precision": "bf16", "length": 256, "batch": 64, "compile": True},
+    {"name": "bf16_L128_b128_compile", "precision": "bf16", "length": 128, "batch": 128, "compile": True},
+    {"name": "fp16_L128_b64_compile", "precision": "fp16", "length": 128, "batch": 64, "compile": True},
     {"name": "bf16_L256_b32_zero2", "precision": "bf16", "length": 256, "batch": 32, "deepspeed": True},
 ]
 
