@@ -230,9 +230,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=4096, help="GoEmotions training rows in the subset")
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--steps", type=int, default=12)
-    parser.add_argument("--baseline-steps", type=int, default=4)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--baseline-steps", type=int, default=3)
     parser.add_argument("--out", type=Path, default=REPO / "bench/out/train_throughput.json")
     args = parser.parse_args()
     runs = {"emogrid": [], "raw_loop": [], "seed_style": []}
