@@ -233,8 +233,13 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--baseline-steps", type=int, default=3)
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (1 is steadier on a loaded machine)"
+    )
     parser.add_argument("--out", type=Path, default=REPO / "bench/out/train_throughput.json")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     runs = {"emogrid": [], "raw_loop": [], "seed_style": []}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -281,6 +286,7 @@ def main() -> None:
         "warmup": args.warmup,
         "steps": args.steps,
         "baseline_steps": args.baseline_steps,
+        "threads": torch.get_num_threads(),
         "summary": summary,
         "runs": runs,
     }
