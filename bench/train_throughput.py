@@ -1,0 +1,299 @@
+"""Training throughput on real GoEmotions: emogrid's trainer vs a seed-style HF Trainer vs a raw torch loop.
+
+    python bench/train_throughput.py DATA_DIR --model models/all-MiniLM-L6-v2 [--repeats 3]
+    python bench/train_throughput.py DATA_DIR --model tiny          # the tiny DeBERTa-v3 of the demo
+
+All three train the same model on the same seeded subset of real GoEmotions training rows, batch 32,
+fp32 on CPU, AdamW with a linear schedule and gradient clipping at 1.0:
+
+- emogrid: `emogrid.train.build_trainer` on a resolved cell (the workflow's own code path): the
+  tokenized parquet written once, `MixtureLengthSampler` (length-grouped batches), the dynamic-padding
+  collator, `EmotionTrainer` with the masked BCE loss.
+- seed-style: a plain `transformers.Trainer` on `AutoModelForSequenceClassification`
+  (problem_type multi_label_classification), every text padded to max_length=256, random batches, the
+  default collator: what the original research code did.
+- raw loop: the batches emogrid's sampler and collator produce, collated before the clock starts, fed
+  to the same classifier and loss in a plain `for` loop (forward, backward, clip, AdamW, schedule). The
+  framework limit.
+
+Each repeat runs the three in rotating order; each run times `--steps` optimizer steps after
+`--warmup` untimed ones (the seed-style baseline, about 15x slower, times `--baseline-steps`).
+Examples/s counts examples; tokens/s counts real (non-padding) tokens, the same work for all three.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from _common import REPO, load_config, machine, spread
+from transformers import Trainer, TrainerCallback, TrainingArguments
+
+from emogrid.batching import EncodedExamples, MultiLabelCollator
+from emogrid.config import cell_config
+from emogrid.io import write_parquet
+from emogrid.losses import bce_loss
+from emogrid.modeling import load_classifier
+from emogrid.preprocess import preprocess_dataset
+from emogrid.tokenize import load_tokenizer, tokenize_texts
+from emogrid.train import build_trainer
+
+BATCH = 32
+
+
+class StepClock(TrainerCallback):
+    """Wall time at the end of each optimizer step."""
+
+    def __init__(self):
+        self.ends: list[float] = []
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.ends.append(time.perf_counter())
+
+
+def timed_rate(ends: list[float], warmup: int, examples: int, tokens: int) -> dict:
+    seconds = ends[-1] - ends[warmup - 1]
+    return {"seconds": seconds, "examples_per_s": examples / seconds, "tokens_per_s": tokens / seconds}
+
+
+def prepare(data_dir: Path, model_arg: str, rows: int, max_length: int, work: Path) -> tuple[dict, Path]:
+    config = load_config()
+    preprocess_dataset("goemotions", data_dir / "goemotions", config, work / "data" / "goemotions")
+    train = pd.read_parquet(work / "data" / "goemotions" / "train.parquet")
+    if model_arg == "tiny":
+        from emogrid.tiny_model import build_tiny_deberta
+
+        model = build_tiny_deberta(train["text"].tolist(), config["labels"], work / "model")
+        config["model"]["pooling"] = "mean"
+    else:
+        model = Path(model_arg).resolve()
+        config["model"]["pooling"] = "mean"
+    subset = train.sample(n=min(rows, len(train)), random_state=0).reset_index(drop=True)
+    tokenizer = load_tokenizer(model)
+    subset["input_ids"] = tokenize_texts(tokenizer, subset["text"].tolist(), max_length)
+    path = work / "tokens" / "goemotions" / "train.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_parquet(path, subset)
+    config["model"]["max_length"] = max_length
+    return config, model
+
+
+def emogrid_cell(config: dict, model: Path, work: Path, steps: int, run: str) -> dict:
+    cell = cell_config(config, "goemotions", "bce", 1, str(work), str(model))
+    cell["output_dir"] = str(work / "runs" / run)
+    cell["training"].update(
+        per_device_train_batch_size=BATCH,
+        gradient_accumulation_steps=1,
+        learning_rate=5e-5,
+        max_steps=steps,
+        eval_steps=0,
+        save_steps=10**9,
+        logging_steps=10**9,
+        precision="fp32",
+        gradient_checkpointing=False,
+        group_by_length=True,
+        deepspeed=None,
+    )
+    return cell
+
+
+def run_emogrid(config, model, work, warmup, steps, run) -> tuple[dict, list[np.ndarray]]:
+    cell = emogrid_cell(config, model, work, warmup + steps, run)
+    trainer, _ = build_trainer(cell)
+    clock = StepClock()
+    trainer.add_callback(clock)
+    # The batches this run sees, in order: the raw loop replays exactly these.
+    order = trainer.train_sampler.epoch_indices(0)
+    batches = [order[i * BATCH : (i + 1) * BATCH] for i in range(warmup + steps)]
+    seen = []
+    collate = trainer.data_collator
+
+    def recording(features):
+        batch = collate(features)
+        seen.append(batch["input_ids"].shape[1])
+        return batch
+
+    trainer.data_collator = recording
+    trainer.train()
+    lengths = trainer.train_dataset.lengths
+    expected = [int(lengths[b].max()) for b in batches]
+    if seen[: len(expected)] != expected:
+        raise RuntimeError(f"the trainer's batches are not the sampler's: {seen[:5]} vs {expected[:5]}")
+    timed = batches[warmup:]
+    tokens = int(sum(lengths[b].sum() for b in timed))
+    padded = int(sum(len(b) * lengths[b].max() for b in timed))
+    result = timed_rate(clock.ends, warmup, BATCH * steps, tokens)
+    result["padding_share"] = 1 - tokens / padded
+    return result, batches
+
+
+def run_raw_loop(config, model, work, warmup, steps, batches) -> dict:
+    """The same classifier, loss and optimizer settings as emogrid's cell, without any framework."""
+    cell = emogrid_cell(config, model, work, warmup + steps, "raw")
+    torch.manual_seed(1)
+    tokenizer = load_tokenizer(model)
+    net = load_classifier(str(model), len(cell["labels"]), cell["model"]["pooling"])
+    examples = EncodedExamples(pd.read_parquet(cell["train_files"][0]))
+    collate = MultiLabelCollator(tokenizer.pad_token_id)
+    ready = [collate([examples[int(i)] for i in b]) for b in batches]
+    decay = [p for n, p in net.named_parameters() if p.ndim > 1]
+    no_decay = [p for n, p in net.named_parameters() if p.ndim <= 1]
+    optimizer = torch.optim.AdamW(
+        [{"params": decay, "weight_decay": 0.01}, {"params": no_decay, "weight_decay": 0.0}], lr=5e-5
+    )
+    total = warmup + steps
+    warm = math.ceil(0.1 * total)
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: s / max(1, warm) if s < warm else max(0.0, (total - s) / max(1, total - warm))
+    )
+    net.train()
+    ends = []
+    for batch in ready:
+        logits = net(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
+        loss = bce_loss(logits, batch["labels"], batch["label_mask"])
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad(set_to_none=True)
+        ends.append(time.perf_counter())
+    lengths = examples.lengths
+    tokens = int(sum(lengths[b].sum() for b in batches[warmup:]))
+    return timed_rate(ends, warmup, BATCH * steps, tokens)
+
+
+class PaddedRows(torch.utils.data.Dataset):
+    def __init__(self, encoded, labels):
+        self.encoded, self.labels = encoded, labels
+
+    def __len__(self):
+        return len(self.labels)
+
+    def __getitem__(self, i):
+        return {
+            "input_ids": self.encoded["input_ids"][i],
+            "attention_mask": self.encoded["attention_mask"][i],
+            "labels": self.labels[i],
+        }
+
+
+def run_seed_style(config, model, work, warmup, steps) -> dict:
+    """Plain HF Trainer, everything padded to 256, random batches: the original research code."""
+    from transformers import AutoModelForSequenceClassification
+
+    frame = pd.read_parquet(work / "tokens" / "goemotions" / "train.parquet")
+    tokenizer = load_tokenizer(model)
+    encoded = tokenizer(frame["text"].tolist(), padding="max_length", truncation=True, max_length=256)
+    labels = np.stack(frame["labels"].to_numpy()).astype(np.float32)
+    torch.manual_seed(1)
+    net = AutoModelForSequenceClassification.from_pretrained(
+        str(model), num_labels=labels.shape[1], problem_type="multi_label_classification"
+    )
+    args = TrainingArguments(
+        output_dir=str(work / "runs" / "seed_style"),
+        per_device_train_batch_size=BATCH,
+        learning_rate=5e-5,
+        weight_decay=0.01,
+        warmup_steps=0.1,
+        max_steps=warmup + steps,
+        max_grad_norm=1.0,
+        save_strategy="no",
+        logging_steps=10**9,
+        report_to="none",
+        disable_tqdm=True,
+        use_cpu=True,
+        seed=1,
+    )
+    clock = StepClock()
+    trainer = Trainer(model=net, args=args, train_dataset=PaddedRows(encoded, labels), callbacks=[clock])
+    # The batches the default random sampler draws, for the real-token count.
+    sampler_order = list(trainer._get_train_sampler(trainer.train_dataset))
+    trainer.train()
+    real = np.asarray(encoded["attention_mask"]).sum(axis=1)
+    timed = sampler_order[warmup * BATCH : (warmup + steps) * BATCH]
+    # The sampler is re-seeded identically by train(); its draw equals this one up to the seed state.
+    tokens = int(real[timed].sum()) if len(timed) == BATCH * steps else int(real.mean() * BATCH * steps)
+    return timed_rate(clock.ends, warmup, BATCH * steps, tokens)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data_dir", type=Path)
+    parser.add_argument("--model", required=True, help="a local model directory, or 'tiny'")
+    parser.add_argument("--rows", type=int, default=4096, help="GoEmotions training rows in the subset")
+    parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--baseline-steps", type=int, default=3)
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (1 is steadier on a loaded machine)"
+    )
+    parser.add_argument("--out", type=Path, default=REPO / "bench/out/train_throughput.json")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    runs = {"emogrid": [], "raw_loop": [], "seed_style": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        config, model = prepare(args.data_dir, args.model, args.rows, args.max_length, work)
+        contenders = ["emogrid", "raw_loop", "seed_style"]
+        for r in range(args.repeats):
+            # Rotate the order; the raw loop needs the batches of an emogrid run, so it follows one.
+            order = contenders[r % 3 :] + contenders[: r % 3]
+            if order.index("raw_loop") < order.index("emogrid"):
+                order.remove("raw_loop")
+                order.insert(order.index("emogrid") + 1, "raw_loop")
+            for name in order:
+                if name == "emogrid":
+                    result, batches = run_emogrid(config, model, work, args.warmup, args.steps, f"r{r}")
+                elif name == "raw_loop":
+                    result = run_raw_loop(config, model, work, args.warmup, args.steps, batches)
+                else:
+                    result = run_seed_style(config, model, work, args.warmup, args.baseline_steps)
+                result["repeat"] = r
+                runs[name].append(result)
+                print(name, json.dumps(result), flush=True)
+    summary = {
+        name: {
+            "examples_per_s": spread([x["examples_per_s"] for x in rs], 2),
+            "tokens_per_s": spread([x["tokens_per_s"] for x in rs], 0),
+        }
+        for name, rs in runs.items()
+    }
+    # Ratios paired within a repeat (the same minutes of the shared machine).
+    e, raw, seed = (runs[k] for k in ("emogrid", "raw_loop", "seed_style"))
+    summary["emogrid_vs_seed_style"] = spread(
+        [a["examples_per_s"] / b["examples_per_s"] for a, b in zip(e, seed, strict=True)], 2
+    )
+    summary["emogrid_overhead_vs_raw_loop"] = spread(
+        [1 - a["examples_per_s"] / b["examples_per_s"] for a, b in zip(e, raw, strict=True)], 3
+    )
+    summary["padding_share_emogrid"] = spread([x["padding_share"] for x in e], 3)
+    result = {
+        "machine": machine(),
+        "model": args.model,
+        "rows": args.rows,
+        "batch": BATCH,
+        "max_length": args.max_length,
+        "warmup": args.warmup,
+        "steps": args.steps,
+        "baseline_steps": args.baseline_steps,
+        "threads": torch.get_num_threads(),
+        "summary": summary,
+        "runs": runs,
+    }
+    print(json.dumps(summary, indent=1))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()
