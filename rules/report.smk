@@ -19,12 +19,12 @@ rule bootstrap:
         f"{RESULTS}/logs/bootstrap.log",
     benchmark:
         f"{RESULTS}/benchmarks/bootstrap.tsv"
+    conda:
+        "../envs/report.yaml"
     params:
         labels=config["labels"],
         label_groups=config["label_groups"],
         settings=config["evaluation"]["statistics"],
-    conda:
-        "../envs/report.yaml"
     script:
         "../workflow_scripts/bootstrap.py"
 
@@ -59,10 +59,10 @@ rule paired_tables:
         ),
     log:
         f"{RESULTS}/logs/paired_tables.log",
-    params:
-        settings=config["evaluation"]["statistics"],
     conda:
         "../envs/report.yaml"
+    params:
+        settings=config["evaluation"]["statistics"],
     script:
         "../workflow_scripts/paired_tables.py"
 
@@ -104,10 +104,10 @@ rule f1_tables:
         ),
     log:
         f"{RESULTS}/logs/f1_tables.log",
-    params:
-        confidence=config["evaluation"]["statistics"]["confidence"],
     conda:
         "../envs/report.yaml"
+    params:
+        confidence=config["evaluation"]["statistics"]["confidence"],
     script:
         "../workflow_scripts/f1_tables.py"
 

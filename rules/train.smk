@@ -72,12 +72,12 @@ rule check_gpu:
         ),
     log:
         f"{RESULTS}/logs/check_gpu.log",
+    conda:
+        "../envs/train.yaml"
     resources:
         # The training jobs' GPU request, so it sees what they see.
         gpu=config["training"]["gpus"],
         mem_mb=2000,
         runtime=10,
-    conda:
-        "../envs/train.yaml"
     shell:
         "python -m emogrid.devices {output.json} {output.html} > {log} 2>&1"
