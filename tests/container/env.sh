@@ -13,6 +13,7 @@ PUBLISHED_URI=$(sed -n 's/^container: *//p' "$REPO/config/config.yaml")
 DOCKER=/usr/bin/docker               # Debian's 20.10 client: BuildKit without a `# syntax=` line
 export DOCKER_BUILDKIT=1
 export PATH="$CACHE/bin:$PATH"       # the apptainer wrapper
+export EMOGRID_APPTAINER_HOST_PATHS=$REPO  # bound into the sid root even under /var (the wrapper)
 mkdir -p "$CACHE"
 
 log() { printf '[%(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
