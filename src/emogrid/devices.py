@@ -16,7 +16,7 @@ import pandas as pd
 import torch
 
 from emogrid import io
-from emogrid.report import to_html_document
+from emogrid.htmlpage import to_html_document
 
 # Scheduler variables worth recording: which job, which node, what it was given.
 SCHEDULER_VARIABLES = (

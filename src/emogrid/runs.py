@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from emogrid import io
-from emogrid.report import to_html_document
+from emogrid.htmlpage import to_html_document
 
 
 def _last(log_history: Sequence[Mapping[str, Any]], key: str):
