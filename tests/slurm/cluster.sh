@@ -89,8 +89,8 @@ JobCompType=jobcomp/none
 MpiDefault=none
 ReturnToService=2
 MinJobAge=300
-# Time limits are enforced within seconds, and a killed job gets SIGTERM, then SIGKILL 10 s later.
-KillWait=10
+# A job past its time limit gets SIGTERM, then SIGKILL 30 s later (time to write a checkpoint).
+KillWait=30
 SlurmctldTimeout=30
 SlurmdTimeout=30
 $node_line RealMemory=$real_mb $gres_files State=UNKNOWN
