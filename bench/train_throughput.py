@@ -231,12 +231,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data_dir", type=Path)
     parser.add_argument("--model", required=True, help="a local model directory, or 'tiny'")
-    parser.add_argument("--rows", type=int, default=4096, help="GoEmotions training rows in the subset")
+    parser.add_argument("--rows", type=int, default=2048, help="GoEmotions training rows in the subset")
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--baseline-steps", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--baseline-steps", type=int, default=2)
     parser.add_argument(
         "--threads", type=int, default=None, help="torch threads (1 is steadier on a loaded machine)"
     )
