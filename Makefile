@@ -68,7 +68,7 @@ $(MINILM)/config.json: $(BIN)/.installed
 # Benchmarks on real data (docs/BENCHMARKS.md): make bench DATA=../shared/data
 DATA ?= ../shared/data
 bench: $(MINILM)/config.json
-	$(BIN)/python bench/preprocess_throughput.py $(DATA) --out bench/out/preprocess.json
-	$(BIN)/python bench/train_throughput.py $(DATA) --model $(MINILM) --out bench/out/train_minilm.json
-	$(BIN)/python bench/train_throughput.py $(DATA) --model tiny --out bench/out/train_tiny.json
+	$(BIN)/python bench/preprocess_throughput.py $(DATA) --model $(MINILM) --out bench/out/preprocess.json
+	$(BIN)/python bench/train_throughput.py $(DATA) --model $(MINILM) --threads 1 --out bench/out/train_minilm.json
+	$(BIN)/python bench/train_throughput.py $(DATA) --model tiny --threads 1 --out bench/out/train_tiny.json
 	$(BIN)/python bench/pipeline_overhead.py --out bench/out/pipeline_overhead.json
