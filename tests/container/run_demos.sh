@@ -28,7 +28,7 @@ apptainer exec "$sif" cat /opt/emogrid/image.json >"$CACHE/image.json"
 
 snakemake() {
 	"$REPO/.venv/bin/snakemake" --snakefile "$REPO/Snakefile" --cores 2 \
-		--configfile "$REPO/config/config.yaml" "$REPO/config/demo.yaml" --profile "$REPO/profiles/local" "$@"
+		--configfile "$REPO/config/config.yaml" "$REPO/config/demo.yaml" "$@"
 }
 run_demo() { # run_demo NAME [snakemake args...]: prints the wall time of the workflow in seconds
 	local name=$1 dir=$CACHE/demo-$1
@@ -36,10 +36,12 @@ run_demo() { # run_demo NAME [snakemake args...]: prints the wall time of the wo
 	rm -rf "$dir" && mkdir -p "$dir" && ln -s "$REPO/config" "$dir/config"
 	local t0
 	t0=$(date +%s)
-	(cd "$dir" && snakemake "$@" >"$CACHE/demo-$name.log" 2>&1) || { tail -n 60 "$CACHE/demo-$name.log"; return 1; }
+	# (profiles/default, the workflow profile, applies by itself.) The tail goes to stderr: stdout is
+	# the caller's command substitution.
+	(cd "$dir" && snakemake "$@" >"$CACHE/demo-$name.log" 2>&1) || { tail -n 60 "$CACHE/demo-$name.log" >&2; return 1; }
 	echo $(($(date +%s) - t0))
 	(cd "$dir" && snakemake "$@" --report results/report.html >>"$CACHE/demo-$name.log" 2>&1) ||
-		{ tail -n 30 "$CACHE/demo-$name.log"; return 1; }
+		{ tail -n 30 "$CACHE/demo-$name.log" >&2; return 1; }
 }
 # The host run's rules call the .venv's `python`, as after `make demo`.
 export PATH="$REPO/.venv/bin:$PATH"
