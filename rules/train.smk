@@ -33,6 +33,7 @@ rule train:
         f"{RESULTS}/benchmarks/train/{{mix}}/{{loss}}/{{imbalance}}/seed{{seed}}.tsv"
     conda:
         "../envs/train.yaml"
+    threads: config["training"]["threads"]
     resources:
         gpu=config["training"]["gpus"],
         mem_mb=get_train_mem_mb,
@@ -41,7 +42,7 @@ rule train:
         launcher=get_launcher,
     shell:
         # Snakemake starts each attempt with a fresh log; train_log.json lists every attempt's start.
-        "{params.launcher} -m emogrid.train {input.cell} > {log} 2>&1"
+        "{params.launcher} -m emogrid.train --threads {threads} {input.cell} > {log} 2>&1"
 
 
 rule evaluate:

@@ -11,7 +11,14 @@ from transformers import TrainerCallback
 
 from emogrid.batching import MixtureLengthSampler, MultiLabelCollator, mixture_weights
 from emogrid.io import read_json
-from emogrid.train import GradientHealthCallback, build_trainer, run_cell, scrub
+from emogrid.train import (
+    GradientHealthCallback,
+    build_trainer,
+    masked_macro_f1,
+    run_cell,
+    scrub,
+    threads_per_process,
+)
 
 
 class GradientCapture(TrainerCallback):
@@ -159,7 +166,10 @@ def test_run_cell_writes_predictions_log_and_run_info(make_cell, tmp_path, monke
     log = read_json(out / "train_log.json")
     losses = [e["loss"] for e in log["log_history"] if "loss" in e]
     assert losses and all(np.isfinite(losses))
-    assert any("eval_f1_macro" in e for e in log["log_history"])
+    evaluations = [e for e in log["log_history"] if "eval_f1_macro" in e]
+    assert evaluations
+    # Thresholds tuned on the same validation rows can only match or beat 0.5 (0.5 is in the grid).
+    assert all(e["eval_f1_macro_tuned"] >= e["eval_f1_macro"] - 1e-12 for e in evaluations)
     assert all("grad_norm" in e for e in log["log_history"] if "loss" in e)
     info = read_json(out / "run_info.json")
     assert info["seed"] == 1 and info["device"]["type"] in {"cpu", "cuda"}
@@ -213,6 +223,8 @@ def test_torchrun_with_two_processes_trains_and_writes_every_prediction_once(mak
             "--nproc_per_node=2",
             "-m",
             "emogrid.train",
+            "--threads",
+            "4",
             str(tmp_path / "cell.json"),
         ],
         capture_output=True,
@@ -222,6 +234,34 @@ def test_torchrun_with_two_processes_trains_and_writes_every_prediction_once(mak
     )
     assert done.returncode == 0, done.stderr[-4000:]
     out = tmp_path / "ddp"
-    assert read_json(out / "run_info.json")["world_size"] == 2
+    info = read_json(out / "run_info.json")
+    assert info["world_size"] == 2
+    # The job's 4 cores are shared by the two processes.
+    assert info["torch_threads"] == 2
     predictions = pd.read_parquet(out / "predictions.parquet")
     assert len(predictions) == 4 * 32 and predictions["id"].is_unique
+
+
+def test_job_threads_are_split_among_torchrun_processes(monkeypatch):
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert threads_per_process(3) == 3
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "4")
+    assert threads_per_process(8) == 2
+    # Fewer cores than processes still gives every process one thread.
+    assert threads_per_process(2) == 1
+    with pytest.raises(ValueError, match="--threads"):
+        threads_per_process(0)
+
+
+def test_validation_f1_with_tuned_thresholds_finds_a_separable_class_below_half():
+    # Class 0 is perfectly separable at 0.3 but never predicted at 0.5; class 2 is not covered.
+    probs = np.array([[0.35, 0.9, 0.5], [0.32, 0.1, 0.5], [0.1, 0.8, 0.5], [0.05, 0.2, 0.5]])
+    labels = np.array([[1, 1, 0], [1, 0, 0], [0, 1, 0], [0, 0, 0]])
+    mask = np.array([[1, 1, 0]] * 4)
+    logits = np.log(probs / (1 - probs))
+    index = np.zeros(4, dtype=int)
+    grid = {"start": 0.05, "stop": 0.95, "step": 0.05}
+    scores = masked_macro_f1(logits, labels, mask, index, grid)
+    assert scores["f1_macro"] == pytest.approx(0.5)
+    assert scores["f1_macro_tuned"] == pytest.approx(1.0)
+    assert "f1_macro_tuned" not in masked_macro_f1(logits, labels, mask, index)

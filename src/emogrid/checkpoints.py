@@ -24,6 +24,7 @@ WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_mo
 # Settings that do not change what training computes: a checkpoint stays valid when only these change
 # (a longer time limit for the retry, say).
 NOT_TRAINING_IDENTITY = (
+    "threads",
     "mem_mb",
     "runtime",
     "save_steps",

@@ -143,6 +143,8 @@ def cell_config(
         "validation_files": [token_file(results, d, "validation") for d in config["mixes"][mix]],
         "eval_files": [token_file(results, d, s) for d in eval_sets for s in ("validation", "test")],
         "training": dict(config["training"]),
+        # For the validation F1 logged during training (the final thresholds come from `evaluate`).
+        "threshold_grid": config["evaluation"]["threshold_grid"],
         "output_dir": cell_dir(results, mix, loss, imbalance, seed),
     }
 

@@ -20,6 +20,7 @@ import subprocess
 import sys
 import time
 import warnings
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +37,7 @@ from emogrid.batching import EncodedExamples, MixtureLengthSampler, MultiLabelCo
 from emogrid.checkpoints import discard_stale_checkpoints, last_complete_checkpoint
 from emogrid.devices import cpu_fallback_message, describe_devices
 from emogrid.errors import EmogridError, NonFiniteTrainingError
-from emogrid.evaluate import score
+from emogrid.evaluate import score, tune_thresholds
 from emogrid.imbalance import positive_weights, sampling_weights
 from emogrid.io import read_json, write_json, write_parquet
 from emogrid.losses import build_loss
@@ -167,23 +168,39 @@ class CollatorWithDatasetIndex(MultiLabelCollator):
         return batch
 
 
-def masked_macro_f1(logits: np.ndarray, labels: np.ndarray, mask: np.ndarray, index: np.ndarray) -> float:
-    """Mean over datasets of macro-F1 at 0.5 over each dataset's covered labels (validation only)."""
-    scores = []
+def masked_macro_f1(
+    logits: np.ndarray, labels: np.ndarray, mask: np.ndarray, index: np.ndarray, grid=None
+) -> dict:
+    """Mean over datasets of macro-F1 over each dataset's covered labels (validation only).
+
+    `f1_macro` is at 0.5. With a threshold `grid`, `f1_macro_tuned` uses per-class thresholds tuned on
+    these same validation rows, as `emogrid.evaluate` tunes them: an optimistic figure, for choosing
+    settings on validation (the reported test F1 applies validation thresholds to test).
+    """
+    at_half, tuned = [], []
+    names = [str(i) for i in range(labels.shape[1])]
     for d in np.unique(index):
         rows = index == d
         covered = np.flatnonzero(mask[rows].max(axis=0) > 0)
         # prob >= 0.5 <=> logit >= 0, the same rule emogrid.evaluate applies.
-        predicted = logits[rows] >= 0
-        names = [str(i) for i in range(labels.shape[1])]
-        scores.append(score(labels[rows], predicted, covered, names)["f1_macro"])
-    return float(np.mean(scores))
+        at_half.append(score(labels[rows], logits[rows] >= 0, covered, names)["f1_macro"])
+        if grid is not None:
+            probs = 1.0 / (1.0 + np.exp(-logits[rows][:, covered].astype(np.float64)))
+            truth = labels[rows][:, covered]
+            thresholds = tune_thresholds(truth, probs, grid)
+            predicted = np.zeros(labels[rows].shape, dtype=bool)
+            predicted[:, covered] = probs >= thresholds
+            tuned.append(score(labels[rows], predicted, covered, names)["f1_macro"])
+    scores = {"f1_macro": float(np.mean(at_half))}
+    if tuned:
+        scores["f1_macro_tuned"] = float(np.mean(tuned))
+    return scores
 
 
-def compute_validation_metrics(eval_pred) -> dict:
+def compute_validation_metrics(eval_pred, grid=None) -> dict:
     logits = eval_pred.predictions[0] if isinstance(eval_pred.predictions, tuple) else eval_pred.predictions
     labels, mask, index = eval_pred.label_ids
-    return {"f1_macro": masked_macro_f1(logits, labels, mask, index)}
+    return masked_macro_f1(logits, labels, mask, index, grid)
 
 
 def resolve_precision(choice: str) -> dict:
@@ -389,7 +406,7 @@ def build_trainer(cell: dict, callbacks: list | None = None) -> tuple[EmotionTra
         else None,
         data_collator=CollatorWithDatasetIndex(tokenizer.pad_token_id),
         processing_class=tokenizer,
-        compute_metrics=compute_validation_metrics,
+        compute_metrics=partial(compute_validation_metrics, grid=cell.get("threshold_grid")),
         callbacks=[health, *(callbacks or [])],
         loss_fn=build_loss(cell["loss"], pos_weight),
         train_sampler=sampler,
@@ -517,6 +534,7 @@ def run_cell(cell: dict) -> Path:
                     "image": image_info(),
                     "device": devices,
                     "world_size": args.world_size,
+                    "torch_threads": torch.get_num_threads(),
                     "precision": resolve_precision(cell["training"]["precision"]),
                     "config": cell,
                 }
@@ -525,10 +543,26 @@ def run_cell(cell: dict) -> Path:
     return out_dir
 
 
+def threads_per_process(job_threads: int) -> int:
+    """The job's cores split among the processes torchrun started on this node (at least one each)."""
+    if job_threads < 1:
+        raise ValueError(f"--threads must be at least 1, got {job_threads}")
+    return max(1, job_threads // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("cell_config", help="resolved cell JSON written by the workflow")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU cores of the whole job (the rule's threads), shared among torchrun's processes; "
+        "default: torch's own choice",
+    )
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(threads_per_process(args.threads))
     try:
         run_cell(read_json(args.cell_config))
     except Preempted as stopped:
