@@ -87,7 +87,7 @@ def prepare(data_dir: Path, model_arg: str, rows: int, max_length: int, work: Pa
 
 
 def emogrid_cell(config: dict, model: Path, work: Path, steps: int, run: str) -> dict:
-    cell = cell_config(config, "goemotions", "bce", 1, str(work), str(model))
+    cell = cell_config(config, "goemotions", "bce", "none", 1, str(work), str(model))
     cell["output_dir"] = str(work / "runs" / run)
     cell["training"].update(
         per_device_train_batch_size=BATCH,
