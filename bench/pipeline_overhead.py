@@ -17,13 +17,20 @@ import argparse
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 from _common import REPO, machine
+
+STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
+STARTED = re.compile(r"^(?:local)?rule (\w+):$")
+JOBID = re.compile(r"^\s+jobid: (\d+)$")
+FINISHED = re.compile(r"^Finished jobid: (\d+) \(Rule: (\w+)\)$")
 
 
 def benchmark_rows(results: Path, rule: str) -> list[dict]:
@@ -49,6 +56,50 @@ def union_seconds(intervals: list[tuple[float, float]]) -> float:
     if current_end is not None:
         total += current_end - current_start
     return total
+
+
+def job_intervals(log_text: str) -> list[dict]:
+    """Every job's rule and [start, end] (epoch seconds, 1 s resolution) from a Snakemake log."""
+    starts, jobs, stamp, pending_rule = {}, [], None, None
+    for line in log_text.splitlines():
+        if match := STAMP.match(line):
+            stamp = time.mktime(time.strptime(match.group(1), "%a %b %d %H:%M:%S %Y"))
+        elif match := STARTED.match(line):
+            pending_rule = (match.group(1), stamp)
+        elif (match := JOBID.match(line)) and pending_rule:
+            starts[match.group(1)] = pending_rule
+            pending_rule = None
+        elif match := FINISHED.match(line):
+            rule, start = starts.pop(match.group(1))
+            jobs.append({"rule": rule, "start": start, "end": stamp})
+    return jobs
+
+
+def timeline(jobs: list[dict]) -> dict:
+    """Where the time outside training goes: before the first and after the last training job, and
+    the gaps between, with the jobs that ran in each (seconds by rule, overlapping jobs counted each)."""
+    begin, finish = min(j["start"] for j in jobs), max(j["end"] for j in jobs)
+    train = [(j["start"], j["end"]) for j in jobs if j["rule"] == "train"]
+    first, last = min(s for s, _ in train), max(e for _, e in train)
+    covered = union_seconds(train)
+
+    def busy(lo: float, hi: float) -> dict:
+        by_rule: dict[str, float] = {}
+        for j in jobs:
+            overlap = min(j["end"], hi) - max(j["start"], lo)
+            if j["rule"] != "train" and overlap > 0:
+                by_rule[j["rule"]] = by_rule.get(j["rule"], 0.0) + overlap
+        return dict(sorted(by_rule.items(), key=lambda kv: -kv[1]))
+
+    return {
+        "log_span_s": finish - begin,
+        "before_first_train_s": first - begin,
+        "after_last_train_s": finish - last,
+        "gaps_between_trains_s": (last - first) - covered,
+        "jobs_before_first_train_s": busy(begin, first),
+        "jobs_after_last_train_s": busy(last, finish),
+        "jobs_by_rule": dict(sorted(Counter(j["rule"] for j in jobs).items())),
+    }
 
 
 def run_demo(workdir: Path, cores: int) -> float:
@@ -104,11 +155,16 @@ def main() -> None:
         if args.wall is None:
             parser.error("--existing needs --wall")
         summary = summarize(args.existing / "results", args.wall)
+        logs = sorted((args.existing / ".snakemake" / "log").glob("*.snakemake.log"))
+        if logs:
+            summary["timeline"] = timeline(job_intervals(logs[-1].read_text()))
     else:
         with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
             workdir = Path(tmp)
             wall = run_demo(workdir, args.cores)
             summary = summarize(workdir / "results", wall)
+            logs = sorted((workdir / ".snakemake" / "log").glob("*.snakemake.log"))
+            summary["timeline"] = timeline(job_intervals(logs[-1].read_text()))
     result = {"machine": machine(), "cores": args.cores, **summary}
     print(json.dumps(result, indent=1))
     args.out.parent.mkdir(parents=True, exist_ok=True)
