@@ -14,7 +14,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from sklearn.model_selection import StratifiedGroupKFold
 
 from emogrid.errors import ConfigError, DatasetFormatError
 from emogrid.readers._common import (
@@ -119,6 +118,9 @@ def _one_fold(strata: np.ndarray, groups: np.ndarray, fraction: float, seed: int
             "split.fractions",
             f"{len(np.unique(groups))} respondents are too few for a fraction of {fraction:g}",
         )
+    # Imported here: scikit-learn costs about a second to import, and only ISEAR's split needs it.
+    from sklearn.model_selection import StratifiedGroupKFold
+
     folds = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     _, held_out = next(folds.split(np.zeros(len(strata)), strata, groups))
     mask = np.zeros(len(strata), dtype=bool)
