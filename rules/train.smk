@@ -34,6 +34,9 @@ rule train:
     conda:
         "../envs/train.yaml"
     threads: config["training"]["threads"]
+    # Cells before bookkeeping: when a core frees up, the next cell starts and evaluations, tables
+    # and checks fill the remaining gaps instead of delaying it.
+    priority: 1
     resources:
         gpu=config["training"]["gpus"],
         mem_mb=get_train_mem_mb,
