@@ -31,12 +31,12 @@ rule train:
         f"{RESULTS}/logs/train/{{mix}}/{{loss}}/{{imbalance}}/seed{{seed}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/train/{{mix}}/{{loss}}/{{imbalance}}/seed{{seed}}.tsv"
-    conda:
-        "../envs/train.yaml"
-    threads: config["training"]["threads"]
     # Cells before bookkeeping: when a core frees up, the next cell starts and evaluations, tables
     # and checks fill the remaining gaps instead of delaying it.
     priority: 1
+    conda:
+        "../envs/train.yaml"
+    threads: config["training"]["threads"]
     resources:
         gpu=config["training"]["gpus"],
         mem_mb=get_train_mem_mb,
