@@ -1,7 +1,7 @@
 """Pipeline overhead of the demo: total wall time against the time spent training, from `benchmark:` files.
 
     python bench/pipeline_overhead.py [--cores 2] [--workdir DIR] [--out bench/out/pipeline_overhead.json]
-    python bench/pipeline_overhead.py --existing RESULTS_PARENT --wall SECONDS   # a finished run
+    python bench/pipeline_overhead.py --existing WORKDIR [--wall SECONDS]   # a finished run
 
 Runs the offline demo (config/config.yaml + config/demo.yaml) from scratch in a fresh working
 directory with `snakemake --directory`, timing the whole command. Snakemake's benchmark files
@@ -148,16 +148,20 @@ def main() -> None:
     parser.add_argument("--cores", type=int, default=2)
     parser.add_argument("--workdir", type=Path, default=None, help="parent of the temp run dir")
     parser.add_argument("--existing", type=Path, default=None, help="a finished run's directory")
-    parser.add_argument("--wall", type=float, default=None, help="its total wall time (with --existing)")
+    parser.add_argument(
+        "--wall", type=float, default=None, help="its total wall time (default: its Snakemake log's span)"
+    )
     parser.add_argument("--out", type=Path, default=REPO / "bench/out/pipeline_overhead.json")
     args = parser.parse_args()
     if args.existing:
-        if args.wall is None:
-            parser.error("--existing needs --wall")
-        summary = summarize(args.existing / "results", args.wall)
         logs = sorted((args.existing / ".snakemake" / "log").glob("*.snakemake.log"))
-        if logs:
-            summary["timeline"] = timeline(job_intervals(logs[-1].read_text()))
+        line = timeline(job_intervals(logs[-1].read_text())) if logs else None
+        if args.wall is None and line is None:
+            parser.error("--existing needs --wall when the run left no Snakemake log")
+        # Without --wall: the span of the run's last log, first job start to last job end (1 s resolution).
+        summary = summarize(args.existing / "results", args.wall or line["log_span_s"])
+        if line:
+            summary["timeline"] = line
     else:
         with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
             workdir = Path(tmp)
