@@ -69,6 +69,6 @@ $(MINILM)/config.json: $(BIN)/.installed
 DATA ?= ../shared/data
 bench: $(MINILM)/config.json
 	$(BIN)/python bench/preprocess_throughput.py $(DATA) --model $(MINILM) --out bench/out/preprocess.json
-	$(BIN)/python bench/train_throughput.py $(DATA) --model $(MINILM) --threads 1 --out bench/out/train_minilm.json
-	$(BIN)/python bench/train_throughput.py $(DATA) --model tiny --threads 1 --out bench/out/train_tiny.json
+	$(BIN)/python bench/train_throughput.py $(DATA) --model $(MINILM) --threads 1 --steps 16 --out bench/out/train_minilm.json
+	$(BIN)/python bench/train_throughput.py $(DATA) --model tiny --threads 1 --steps 16 --out bench/out/train_tiny.json
 	$(BIN)/python bench/pipeline_overhead.py --out bench/out/pipeline_overhead.json
