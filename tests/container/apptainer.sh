@@ -9,11 +9,7 @@ root=$CACHE/rootfs-sid
 wrapper=$CACHE/bin/apptainer
 if [ ! -x "$root/usr/bin/apptainer" ]; then
 	log "debootstrap sid into $root and install apptainer"
-	rm -rf "$root"
-	debootstrap --variant=minbase sid "$root" "$MIRROR" >"$CACHE/debootstrap-sid.log" 2>&1 ||
-		{ tail -n 20 "$CACHE/debootstrap-sid.log"; exit 1; }
-	# The mirror's sid index is older than its Valid-Until.
-	echo 'Acquire::Check-Valid-Until "false";' >"$root/etc/apt/apt.conf.d/99ci-mirror"
+	debootstrap_minbase sid "$root"
 	unshare --mount --propagation private bash -c "
 		mount -t proc proc '$root/proc'
 		chroot '$root' apt-get update -qq

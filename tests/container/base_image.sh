@@ -11,12 +11,9 @@ fi
 root=$CACHE/rootfs-bookworm
 if [ ! -x "$root/usr/bin/apt-get" ]; then
 	log "debootstrap bookworm into $root"
-	rm -rf "$root"
-	debootstrap --variant=minbase bookworm "$root" "$MIRROR" >"$CACHE/debootstrap-bookworm.log" 2>&1 ||
-		{ tail -n 20 "$CACHE/debootstrap-bookworm.log"; exit 1; }
+	# The Valid-Until setting it writes stays in the image: the base, not the Dockerfile, says so.
+	debootstrap_minbase bookworm "$root"
 fi
-# The mirror here serves indexes older than their Valid-Until: the base (not the Dockerfile) says so.
-echo 'Acquire::Check-Valid-Until "false";' >"$root/etc/apt/apt.conf.d/99ci-mirror"
 rm -rf "$root/var/cache/apt/archives/"*.deb "$root/var/lib/apt/lists/"*
 import_rootfs "$root" "$BASE_TAG" >/dev/null
 log "imported $BASE_TAG ($("$DOCKER" image inspect -f '{{.Size}}' "$BASE_TAG") bytes)"

@@ -25,3 +25,14 @@ import_rootfs() {
 	tar -C "$root" --numeric-owner --exclude='./dev/*' --exclude='./proc/*' --exclude='./sys/*' -cf - . |
 		"$DOCKER" import - "$tag"
 }
+
+# `debootstrap --variant=minbase SUITE` into ROOT (replacing what is there), with the log under CACHE
+# and its tail on failure. The mirror here serves indexes older than their Valid-Until, so apt inside
+# the root is told not to check it.
+debootstrap_minbase() {
+	local suite=$1 root=$2
+	rm -rf "$root"
+	debootstrap --variant=minbase "$suite" "$root" "$MIRROR" >"$CACHE/debootstrap-$suite.log" 2>&1 ||
+		{ tail -n 20 "$CACHE/debootstrap-$suite.log"; exit 1; }
+	echo 'Acquire::Check-Valid-Until "false";' >"$root/etc/apt/apt.conf.d/99ci-mirror"
+}
