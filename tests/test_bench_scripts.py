@@ -9,8 +9,6 @@ import os
 import subprocess
 import sys
 
-import pytest
-
 import data_fixtures
 from conftest import REPO_ROOT
 
@@ -53,13 +51,12 @@ def test_preprocess_benchmark_reads_every_dataset(synthetic_dir, tiny_corpus, tm
         assert dataset in text
 
 
-@pytest.mark.parametrize("model", ["tiny"])
-def test_training_benchmark_runs_all_three_contenders(synthetic_dir, tmp_path, model):
+def test_training_benchmark_runs_all_three_contenders(synthetic_dir, tmp_path):
     result = run_bench(
         "train_throughput.py",
         str(synthetic_dir),
         "--model",
-        model,
+        "tiny",
         "--rows",
         "96",
         "--repeats",

@@ -108,19 +108,24 @@ def test_identical_predictions_give_p_one(method):
     assert result.p_value == pytest.approx(1.0)
 
 
+def compare_on_resamples(weights, truth, a, b, method):
+    """The paired test of predictors a and b on the same bootstrap resamples of one test set."""
+    return paired_difference(
+        resampled_f1_macro(weights, truth, [a]),
+        resampled_f1_macro(weights, truth, [b]),
+        f1_macro(truth, a),
+        f1_macro(truth, b),
+        method=method,
+    )
+
+
 @pytest.mark.parametrize("method", ["normal", "empirical"])
 def test_planted_large_difference_gives_small_p(method):
     rng = np.random.default_rng(6)
     truth, good = noisy_predictions(rng, 2000, 8, accuracy=0.92)
     bad = truth ^ (rng.random(truth.shape) > 0.80)
     weights = resample_counts(2000, 1000, seed=0)
-    result = paired_difference(
-        resampled_f1_macro(weights, truth, [good]),
-        resampled_f1_macro(weights, truth, [bad]),
-        f1_macro(truth, good),
-        f1_macro(truth, bad),
-        method=method,
-    )
+    result = compare_on_resamples(weights, truth, good, bad, method)
     assert result.difference > 0.1
     assert result.low > 0 and result.low <= result.difference <= result.high
     assert result.p_value <= 1 / 1001 + 1e-12
@@ -138,13 +143,7 @@ def test_equal_quality_predictors_are_rarely_called_different(method):
         truth = rng.random((1500, 6)) < 0.2
         a = truth ^ (rng.random(truth.shape) > 0.85)
         b = truth ^ (rng.random(truth.shape) > 0.85)
-        result = paired_difference(
-            resampled_f1_macro(weights, truth, [a]),
-            resampled_f1_macro(weights, truth, [b]),
-            f1_macro(truth, a),
-            f1_macro(truth, b),
-            method=method,
-        )
+        result = compare_on_resamples(weights, truth, a, b, method)
         false_alarms += result.p_value < 0.05
     assert false_alarms <= 12
 

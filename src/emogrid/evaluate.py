@@ -185,16 +185,21 @@ def _split_metrics(
     return metrics
 
 
+def tune_covered_thresholds(
+    y_true: np.ndarray, probs: np.ndarray, covered_idx: np.ndarray, grid
+) -> np.ndarray:
+    """Thresholds for every label column: tuned for the covered ones, 0.5 elsewhere."""
+    thresholds = np.full(y_true.shape[1], DEFAULT_THRESHOLD)
+    thresholds[covered_idx] = tune_thresholds(y_true[:, covered_idx], probs[:, covered_idx], grid)
+    return thresholds
+
+
 def _tune_on_validation(validation: SplitArrays, covered_idx: np.ndarray, grid) -> np.ndarray:
-    """Thresholds for every label column: tuned on validation for covered ones, 0.5 elsewhere.
+    """Thresholds tuned on validation for covered labels, 0.5 elsewhere.
 
     Takes validation arrays only, so no caller can tune on test rows through this path.
     """
-    thresholds = np.full(validation.labels.shape[1], DEFAULT_THRESHOLD)
-    thresholds[covered_idx] = tune_thresholds(
-        validation.labels[:, covered_idx], validation.probs[:, covered_idx], grid
-    )
-    return thresholds
+    return tune_covered_thresholds(validation.labels, validation.probs, covered_idx, grid)
 
 
 def group_arrays(

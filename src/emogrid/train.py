@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
+from scipy.special import expit
 from transformers import (
     Trainer,
     TrainerCallback,
@@ -37,7 +38,7 @@ from emogrid.batching import EncodedExamples, MixtureLengthSampler, MultiLabelCo
 from emogrid.checkpoints import discard_stale_checkpoints, last_complete_checkpoint
 from emogrid.devices import cpu_fallback_message, describe_devices
 from emogrid.errors import EmogridError, NonFiniteTrainingError
-from emogrid.evaluate import score, tune_thresholds
+from emogrid.evaluate import score, tune_covered_thresholds
 from emogrid.imbalance import positive_weights, sampling_weights
 from emogrid.io import read_json, write_json, write_parquet
 from emogrid.losses import build_loss
@@ -185,12 +186,9 @@ def masked_macro_f1(
         # prob >= 0.5 <=> logit >= 0, the same rule emogrid.evaluate applies.
         at_half.append(score(labels[rows], logits[rows] >= 0, covered, names)["f1_macro"])
         if grid is not None:
-            probs = 1.0 / (1.0 + np.exp(-logits[rows][:, covered].astype(np.float64)))
-            truth = labels[rows][:, covered]
-            thresholds = tune_thresholds(truth, probs, grid)
-            predicted = np.zeros(labels[rows].shape, dtype=bool)
-            predicted[:, covered] = probs >= thresholds
-            tuned.append(score(labels[rows], predicted, covered, names)["f1_macro"])
+            probs = expit(logits[rows].astype(np.float64))
+            thresholds = tune_covered_thresholds(labels[rows], probs, covered, grid)
+            tuned.append(score(labels[rows], probs >= thresholds, covered, names)["f1_macro"])
     scores = {"f1_macro": float(np.mean(at_half))}
     if tuned:
         scores["f1_macro_tuned"] = float(np.mean(tuned))
