@@ -35,7 +35,7 @@ from transformers import (
 from transformers.trainer_callback import TrainerState
 
 from emogrid.batching import EncodedExamples, MixtureLengthSampler, MultiLabelCollator
-from emogrid.checkpoints import discard_stale_checkpoints, last_complete_checkpoint
+from emogrid.checkpoints import STATE_FILE, discard_stale_checkpoints, last_complete_checkpoint
 from emogrid.devices import cpu_fallback_message, describe_devices
 from emogrid.errors import EmogridError, NonFiniteTrainingError
 from emogrid.evaluate import score, tune_covered_thresholds
@@ -418,7 +418,7 @@ def start_step(checkpoint: str | None) -> int:
     """The optimizer step a run resumes at: 0 for a fresh run."""
     if not checkpoint:
         return 0
-    return TrainerState.load_from_json(str(Path(checkpoint) / "trainer_state.json")).global_step
+    return TrainerState.load_from_json(str(Path(checkpoint) / STATE_FILE)).global_step
 
 
 def record_start(path: Path, step: int, checkpoint: str | None) -> None:
