@@ -95,6 +95,18 @@ def test_cell_config_depends_only_on_its_own_settings(config):
     assert changed["imbalance"] == {"strategy": "oversample", "cap": 3.0}
 
 
+def test_scheduler_settings_stay_out_of_the_cell_but_the_gpu_count_does_not(config):
+    before = cell_config(config, "all4", "bce", "none", 1, "results", "results/model")
+    training = config["training"]
+    rescheduled = {
+        **config,
+        "training": {**training, "threads": 7, "mem_mb": 3 * training["mem_mb"], "runtime": 9 * training["runtime"]},
+    }
+    assert cell_config(rescheduled, "all4", "bce", "none", 1, "results", "results/model") == before
+    more_gpus = {**config, "training": {**training, "gpus": training["gpus"] + 1}}
+    assert cell_config(more_gpus, "all4", "bce", "none", 1, "results", "results/model") != before
+
+
 def test_cell_paths_carry_the_imbalance_strategy(config):
     cell = cell_config(config, "all4", "asl", "pos_weight", 2, "results", "results/model")
     assert cell["output_dir"] == "results/runs/all4/asl/pos_weight/seed2"

@@ -105,9 +105,10 @@ def test_gpu_check_cli_writes_json_and_html(tmp_path, monkeypatch):
 def test_checkpoints_from_other_settings_are_not_resumed(make_cell, tmp_path, capfd):
     cell = make_cell(num_train_epochs=1, save_steps=1000, output_dir=tmp_path / "cell")
     steps = read_json(run_cell(cell) / "train_log.json")["global_step"]
-    # A longer time limit (what a retry gets) changes nothing that training computes: resume.
+    # Bookkeeping settings (here a cell file that still carries a time limit, as cell files written
+    # before the scheduler settings left them did) change nothing that training computes: resume.
     (tmp_path / "cell" / "predictions.parquet").unlink()
-    longer = {**cell, "training": {**cell["training"], "runtime": 10 * cell["training"]["runtime"]}}
+    longer = {**cell, "training": {**cell["training"], "runtime": 600, "save_total_limit": 5}}
     assert read_json(run_cell(longer) / "train_log.json")["start_step"] == steps
     # A new learning rate does: the old checkpoints are deleted and the cell starts from step 0.
     changed = {**cell, "training": {**cell["training"], "learning_rate": 1e-3}}

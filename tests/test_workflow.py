@@ -112,6 +112,10 @@ def test_demo_data_summary_counts_every_row(demo_run):
 def test_rerun_is_a_no_op_and_a_new_seed_runs_only_new_cells(demo_run):
     workdir = demo_run.parent
     assert "Nothing to be done" in snakemake(workdir, "-n", "--cores", "1").stdout
+    # A longer time limit, more memory or threads for the cells reruns nothing.
+    (workdir / "rescheduled.yaml").write_text("training: {runtime: 999, mem_mb: 9999, threads: 2}\n")
+    dry = snakemake(workdir, "-n", "--cores", "2", overlay=str(workdir / "rescheduled.yaml")).stdout
+    assert "Nothing to be done" in dry
     (workdir / "two_seeds.yaml").write_text("seeds: [1, 2]\n")
     dry = snakemake(workdir, "-n", "--cores", "1", overlay=str(workdir / "two_seeds.yaml")).stdout
     train_outputs = re.findall(r"rule train:\n(?:.*\n)*?\s+output: (.*)", dry)

@@ -8,6 +8,10 @@ from itertools import product
 from emogrid.errors import ConfigError
 
 SPLITS = ("train", "validation", "test")
+# What the scheduler gets (the train rule's threads and resources), not what training computes. They
+# stay out of the cell file, so raising a time limit or a memory request does not rewrite the cells
+# and rerun (and re-predict) every finished one. `gpus` stays in: it sets the global batch size.
+SCHEDULER_ONLY = ("threads", "mem_mb", "runtime")
 
 
 def check_config(config: dict) -> None:
@@ -142,7 +146,7 @@ def cell_config(
         "train_files": [token_file(results, d, "train") for d in config["mixes"][mix]],
         "validation_files": [token_file(results, d, "validation") for d in config["mixes"][mix]],
         "eval_files": [token_file(results, d, s) for d in eval_sets for s in ("validation", "test")],
-        "training": dict(config["training"]),
+        "training": {k: v for k, v in config["training"].items() if k not in SCHEDULER_ONLY},
         # For the validation F1 logged during training (the final thresholds come from `evaluate`).
         "threshold_grid": config["evaluation"]["threshold_grid"],
         "output_dir": cell_dir(results, mix, loss, imbalance, seed),

@@ -17,6 +17,7 @@ set -euo pipefail
 STATE=${EMOGRID_SLURM_STATE:-/tmp/emogrid-slurm}
 FAKE_GPUS=${EMOGRID_SLURM_FAKE_GPUS:-2}
 CONF_DIR=/etc/slurm
+MARK="# Written by tests/slurm/cluster.sh for emogrid's SLURM tests. Not a production configuration."
 
 log() { echo "[slurm-cluster] $*" >&2; }
 
@@ -60,12 +61,13 @@ write_config() {
     done
     if [ "$FAKE_GPUS" -gt 0 ]; then
         gres_files="Gres=gpu:$FAKE_GPUS"
-        echo "NodeName=$host Name=gpu File=$STATE/dev/fakegpu[0-$((FAKE_GPUS - 1))]" >"$CONF_DIR/gres.conf"
+        printf '%s\nNodeName=%s Name=gpu File=%s\n' "$MARK" "$host" \
+            "$STATE/dev/fakegpu[0-$((FAKE_GPUS - 1))]" >"$CONF_DIR/gres.conf"
     else
-        : >"$CONF_DIR/gres.conf"
+        echo "$MARK" >"$CONF_DIR/gres.conf"
     fi
     cat >"$CONF_DIR/slurm.conf" <<CONF
-# Written by tests/slurm/cluster.sh for emogrid's SLURM tests. Not a production configuration.
+$MARK
 ClusterName=emogridtest
 SlurmctldHost=$host
 SlurmUser=root
@@ -143,9 +145,23 @@ stop_daemons() {
     stop_pidfile "$STATE/slurmctld.pid"
 }
 
+# The config goes with the cluster: with slurm.conf left behind and no controller, every
+# `scontrol show config` waits ~9 s for it, and snakemake-executor-plugin-slurm runs that at import,
+# i.e. at the start of every snakemake run on the machine, local ones included. Without the file
+# it fails at once. Only files this script wrote (first line $MARK) are removed.
+remove_config() {
+    local file
+    for file in "$CONF_DIR/slurm.conf" "$CONF_DIR/gres.conf"; do
+        if [ -f "$file" ] && [ "$(head -n1 "$file")" = "$MARK" ]; then
+            rm -f "$file"
+        fi
+    done
+}
+
 stop() {
     scancel --user=root >/dev/null 2>&1 || true
     stop_daemons
+    remove_config
     log "stopped"
 }
 
