@@ -98,10 +98,8 @@ def test_cell_config_depends_only_on_its_own_settings(config):
 def test_scheduler_settings_stay_out_of_the_cell_but_the_gpu_count_does_not(config):
     before = cell_config(config, "all4", "bce", "none", 1, "results", "results/model")
     training = config["training"]
-    rescheduled = {
-        **config,
-        "training": {**training, "threads": 7, "mem_mb": 3 * training["mem_mb"], "runtime": 9 * training["runtime"]},
-    }
+    longer = {"threads": 7, "mem_mb": 3 * training["mem_mb"], "runtime": 9 * training["runtime"]}
+    rescheduled = {**config, "training": {**training, **longer}}
     assert cell_config(rescheduled, "all4", "bce", "none", 1, "results", "results/model") == before
     more_gpus = {**config, "training": {**training, "gpus": training["gpus"] + 1}}
     assert cell_config(more_gpus, "all4", "bce", "none", 1, "results", "results/model") != before
