@@ -102,6 +102,12 @@ def timeline(jobs: list[dict]) -> dict:
     }
 
 
+def log_timeline(workdir: Path) -> dict | None:
+    """The timeline of the newest Snakemake log in `workdir`, or None when there is none."""
+    logs = sorted((workdir / ".snakemake" / "log").glob("*.snakemake.log"))
+    return timeline(job_intervals(logs[-1].read_text())) if logs else None
+
+
 def run_demo(workdir: Path, cores: int) -> float:
     command = [
         sys.executable,
@@ -154,8 +160,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=REPO / "bench/out/pipeline_overhead.json")
     args = parser.parse_args()
     if args.existing:
-        logs = sorted((args.existing / ".snakemake" / "log").glob("*.snakemake.log"))
-        line = timeline(job_intervals(logs[-1].read_text())) if logs else None
+        line = log_timeline(args.existing)
         if args.wall is None and line is None:
             parser.error("--existing needs --wall when the run left no Snakemake log")
         # Without --wall: the span of the run's last log, first job start to last job end (1 s resolution).
@@ -167,8 +172,7 @@ def main() -> None:
             workdir = Path(tmp)
             wall = run_demo(workdir, args.cores)
             summary = summarize(workdir / "results", wall)
-            logs = sorted((workdir / ".snakemake" / "log").glob("*.snakemake.log"))
-            summary["timeline"] = timeline(job_intervals(logs[-1].read_text()))
+            summary["timeline"] = log_timeline(workdir)
     result = {"machine": machine(), "cores": args.cores, **summary}
     print(json.dumps(result, indent=1))
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,8 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import yaml  # noqa: E402
 
+from emogrid.config import SCHEDULER_ONLY  # noqa: E402
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEMO_CONFIGS = [str(REPO_ROOT / "config/config.yaml"), str(REPO_ROOT / "config/demo.yaml")]
 
@@ -127,7 +129,10 @@ def make_cell(tiny_corpus, tmp_path):
         mix = mix or {"alpha": 0.5, "beta": 0.5}
         imbalance = imbalance or {"strategy": "none"}
         files = tiny_corpus["files"]
-        base_training = load_config()["training"] | {
+        config = load_config()
+        # As emogrid.config.cell_config writes a cell: without the scheduler's settings.
+        scheduled = {k: v for k, v in config["training"].items() if k not in SCHEDULER_ONLY}
+        base_training = scheduled | {
             "learning_rate": 5e-3,
             "num_train_epochs": 1,
             "per_device_train_batch_size": 8,
@@ -157,7 +162,7 @@ def make_cell(tiny_corpus, tmp_path):
             "validation_files": [str(files[(d, "validation")]) for d in mix],
             "eval_files": [str(files[(d, s)]) for d in ("alpha", "beta") for s in ("validation", "test")],
             "training": base_training | training,
-            "threshold_grid": load_config()["evaluation"]["threshold_grid"],
+            "threshold_grid": config["evaluation"]["threshold_grid"],
             "output_dir": str(output_dir or tmp_path / "cell"),
         }
 

@@ -15,6 +15,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from emogrid.config import SCHEDULER_ONLY
 from emogrid.io import read_json, write_json
 
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
@@ -23,10 +24,9 @@ WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_mo
 
 # Settings that do not change what training computes: a checkpoint stays valid when only these change
 # (a longer time limit for the retry, say).
+# The scheduler's settings are already kept out of new cell files; cells written before still carry them.
 NOT_TRAINING_IDENTITY = (
-    "threads",
-    "mem_mb",
-    "runtime",
+    *SCHEDULER_ONLY,
     "save_steps",
     "save_total_limit",
     "logging_steps",
