@@ -103,9 +103,15 @@ def timeline(jobs: list[dict]) -> dict:
 
 
 def log_timeline(workdir: Path) -> dict | None:
-    """The timeline of the newest Snakemake log in `workdir`, or None when there is none."""
-    logs = sorted((workdir / ".snakemake" / "log").glob("*.snakemake.log"))
-    return timeline(job_intervals(logs[-1].read_text())) if logs else None
+    """The timeline of the newest Snakemake log in `workdir` that ran training jobs, or None.
+
+    Later runs in the same directory (`--report`, a dry run) leave logs without jobs; they are skipped.
+    """
+    for log in sorted((workdir / ".snakemake" / "log").glob("*.snakemake.log"), reverse=True):
+        jobs = job_intervals(log.read_text())
+        if any(j["rule"] == "train" for j in jobs):
+            return timeline(jobs)
+    return None
 
 
 def run_demo(workdir: Path, cores: int) -> float:

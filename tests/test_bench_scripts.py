@@ -76,3 +76,39 @@ def test_training_benchmark_runs_all_three_contenders(synthetic_dir, tmp_path):
         assert run["examples_per_s"] > 0 and run["tokens_per_s"] > 0
     # Length-grouped, dynamically padded batches carry less padding than padding every text to 256.
     assert result["summary"]["padding_share_emogrid"]["median"] < 0.5
+
+
+def test_pipeline_overhead_reads_the_log_that_ran_training_not_a_later_report(tmp_path):
+    # A finished run: two training jobs (benchmark files and the log that ran them), then a later
+    # `--report` call whose log has no jobs.
+    for name, seconds in (("a", 10.0), ("b", 4.0)):
+        tsv = tmp_path / "results" / "benchmarks" / "train" / f"{name}.tsv"
+        tsv.parent.mkdir(parents=True, exist_ok=True)
+        tsv.write_text(f"s\th:m:s\n{seconds}\t0:00:{int(seconds):02d}\n")
+    logs = tmp_path / ".snakemake" / "log"
+    logs.mkdir(parents=True)
+    ran = [
+        "[Wed Nov 25 03:00:00 2026]", "localrule tokenize:", "    jobid: 3",
+        "[Wed Nov 25 03:00:02 2026]", "Finished jobid: 3 (Rule: tokenize)",
+        "[Wed Nov 25 03:00:02 2026]", "localrule train:", "    jobid: 1",
+        "[Wed Nov 25 03:00:12 2026]", "Finished jobid: 1 (Rule: train)",
+        "[Wed Nov 25 03:00:12 2026]", "localrule evaluate:", "    jobid: 2",
+        "[Wed Nov 25 03:00:15 2026]", "Finished jobid: 2 (Rule: evaluate)",
+    ]  # fmt: skip
+    (logs / "2026-11-25T030000.000000.snakemake.log").write_text("\n".join(ran) + "\n")
+    (logs / "2026-11-25T030100.000000.snakemake.log").write_text("Building DAG of jobs...\n")
+    out = tmp_path / "overhead.json"
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "pipeline_overhead.py"), "--existing", str(tmp_path), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    result = json.loads(out.read_text())
+    line = result["timeline"]
+    assert line["log_span_s"] == 15 and result["wall_s"] == 15
+    assert line["before_first_train_s"] == 2 and line["after_last_train_s"] == 3
+    assert line["jobs_before_first_train_s"] == {"tokenize": 2}
+    assert line["jobs_after_last_train_s"] == {"evaluate": 3}
+    assert result["train_jobs"] == 2 and result["train_sum_s"] == 14.0
