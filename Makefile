@@ -10,7 +10,7 @@ export HF_HUB_DISABLE_TELEMETRY := 1
 export TOKENIZERS_PARALLELISM := false
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: demo test test-slurm test-container lint report clean-demo minilm bench
+.PHONY: demo test test-slurm test-container lint clean-demo minilm bench
 
 # torch goes in first, pinned to the CPU build on local disk: otherwise pip resolves torch from
 # the project's dependencies and downloads a multi-GB CUDA build.

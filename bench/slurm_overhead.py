@@ -1,6 +1,6 @@
 """Scheduling overhead of a workflow run through SLURM, from its own logs.
 
-    python bench/slurm_overhead.py WORKDIR [--slurm-logdir slurm-logs]
+    python bench/slurm_overhead.py WORKDIR
 
 For each submitted job: submit -> start (sbatch until the job's first log line: queueing and
 start-up; includes waiting for a free CPU when the node is full) and end -> noticed (the job's last

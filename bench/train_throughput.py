@@ -17,8 +17,9 @@ fp32 on CPU, AdamW with a linear schedule and gradient clipping at 1.0:
   Trainer's default, schedule). The
   framework limit.
 
-Each repeat runs the three in rotating order; each run times `--steps` optimizer steps after
-`--warmup` untimed ones (the seed-style baseline, about 15x slower, times `--baseline-steps`).
+Each repeat runs the three in rotating order (each one first, second and third in turn); each run
+times `--steps` optimizer steps after `--warmup` untimed ones (the seed-style baseline, about 15x
+slower, times `--baseline-steps`).
 Examples/s counts examples; tokens/s counts real (non-padding) tokens, the same work for all three.
 """
 
@@ -105,14 +106,25 @@ def emogrid_cell(config: dict, model: Path, work: Path, steps: int, run: str) ->
     return cell
 
 
+def sampler_batches(trainer, count: int) -> list[np.ndarray]:
+    """The first `count` batches of the trainer's first epoch, as its sampler draws them."""
+    order = trainer.train_sampler.epoch_indices(0)
+    return [order[i * BATCH : (i + 1) * BATCH] for i in range(count)]
+
+
+def emogrid_batches(config, model, work, warmup, steps) -> list[np.ndarray]:
+    """The batches every emogrid run draws (the cell's seed fixes them), without training: the raw
+    loop replays exactly these, and can therefore run before an emogrid run as well as after one."""
+    trainer, _ = build_trainer(emogrid_cell(config, model, work, warmup + steps, "batches"))
+    return sampler_batches(trainer, warmup + steps)
+
+
 def run_emogrid(config, model, work, warmup, steps, run) -> tuple[dict, list[np.ndarray]]:
     cell = emogrid_cell(config, model, work, warmup + steps, run)
     trainer, _ = build_trainer(cell)
     clock = StepClock()
     trainer.add_callback(clock)
-    # The batches this run sees, in order: the raw loop replays exactly these.
-    order = trainer.train_sampler.epoch_indices(0)
-    batches = [order[i * BATCH : (i + 1) * BATCH] for i in range(warmup + steps)]
+    batches = sampler_batches(trainer, warmup + steps)
     seen = []
     collate = trainer.data_collator
 
@@ -248,16 +260,16 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         config, model = prepare(args.data_dir, args.model, args.rows, args.max_length, work)
+        batches = emogrid_batches(config, model, work, args.warmup, args.steps)
         contenders = ["emogrid", "raw_loop", "seed_style"]
         for r in range(args.repeats):
-            # Rotate the order; the raw loop needs the batches of an emogrid run, so it follows one.
+            # Rotate the order, so each contender runs first, second and third in turn.
             order = contenders[r % 3 :] + contenders[: r % 3]
-            if order.index("raw_loop") < order.index("emogrid"):
-                order.remove("raw_loop")
-                order.insert(order.index("emogrid") + 1, "raw_loop")
             for name in order:
                 if name == "emogrid":
-                    result, batches = run_emogrid(config, model, work, args.warmup, args.steps, f"r{r}")
+                    result, drawn = run_emogrid(config, model, work, args.warmup, args.steps, f"r{r}")
+                    if not all(np.array_equal(a, b) for a, b in zip(drawn, batches, strict=True)):
+                        raise RuntimeError("emogrid drew other batches than its sampler's first epoch")
                 elif name == "raw_loop":
                     result = run_raw_loop(config, model, work, args.warmup, args.steps, batches)
                 else:

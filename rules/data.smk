@@ -12,6 +12,8 @@ rule synthetic_corpus:
         "../envs/data.yaml"
     params:
         synthetic=config["data"]["synthetic"],
+        datasets=config["datasets"],
+        labels=config["labels"],
     script:
         "../workflow_scripts/synthetic_corpus.py"
 
@@ -44,6 +46,11 @@ rule preprocess:
         f"{RESULTS}/benchmarks/preprocess/{{dataset}}.tsv"
     conda:
         "../envs/data.yaml"
+    params:
+        # Everything the script reads from the config is a param, so changing it reruns the job.
+        dataset_config=get_dataset_config,
+        labels=config["labels"],
+        coverage_masking=config["data"]["coverage_masking"],
     script:
         "../workflow_scripts/preprocess.py"
 

@@ -9,6 +9,8 @@ if config["model"]["build_tiny"]:
             f"{RESULTS}/logs/build_tiny_model.log",
         conda:
             "../envs/train.yaml"
+        params:
+            labels=config["labels"],
         script:
             "../workflow_scripts/build_tiny_model.py"
 

@@ -138,6 +138,7 @@ def test_non_finite_step_stops_the_cell_naming_step_and_last_finite_loss(make_ce
     assert "test/cell" in message and f"at step {bad_step}" in message
     assert "last finite loss" in message and f"at step {bad_step - 1}" in message
     assert ("gradient norm" in message) == (fault == "nan_grad")
+    assert "stopped before the optimizer step" in message
     saved = complete_checkpoints(tmp_path / "cell" / "checkpoints")
     assert saved and max(saved) == bad_step - 1, "no checkpoint after the fault"
 
@@ -153,6 +154,14 @@ def test_fp16_overflow_steps_are_tolerated_up_to_the_limit(make_cell):
     trainer.fp16_overflows = 0
     trainer.check_step_is_finite(1.0)  # a finite step resets the count
     assert trainer.fp16_overflows == 0
+
+
+def test_under_deepspeed_the_fault_message_says_the_step_was_taken(make_cell):
+    # DeepSpeed's engine steps inside the backward pass, before the Trainer reads the gradient norm.
+    trainer, _ = build_trainer(make_cell(max_steps=1))
+    trainer.is_deepspeed_enabled = True
+    with pytest.raises(NonFiniteTrainingError, match="after DeepSpeed's optimizer step"):
+        trainer.check_step_is_finite(float("nan"))
 
 
 def test_cli_reports_a_fault_without_a_traceback(monkeypatch, capsys, tmp_path):

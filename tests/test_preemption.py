@@ -1,10 +1,12 @@
 """SIGTERM (SLURM's time limit, preemption, scancel) saves a checkpoint; the rerun resumes from it."""
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -126,3 +128,66 @@ def test_start_history_records_each_attempt_and_restarts_with_a_fresh_run(tmp_pa
     assert [s["start_step"] for s in read_starts(history)] == [0, 40]
     record_start(history, 0, None)
     assert [s["start_step"] for s in read_starts(history)] == [0]
+
+
+def test_checkpoints_from_other_training_data_are_not_resumed(make_cell, tmp_path, capfd):
+    # The same paths with new contents (a new label map or non-answer list reruns preprocess and
+    # tokenize): resuming the old final checkpoint would train 0 steps and predict with the old model.
+    cell = make_cell(num_train_epochs=1, save_steps=1000, output_dir=tmp_path / "cell")
+    copies = []
+    for path in cell["train_files"]:
+        copy = tmp_path / "tokens" / Path(path).parent.name / Path(path).name
+        copy.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, copy)
+        copies.append(str(copy))
+    cell["train_files"] = copies
+    first = read_json(run_cell(cell) / "train_log.json")
+    (tmp_path / "cell" / "predictions.parquet").unlink()
+    # Unchanged inputs: the rerun resumes at the final step, as after a failure in predict.
+    assert read_json(run_cell(cell) / "train_log.json")["start_step"] == first["global_step"]
+    (tmp_path / "cell" / "predictions.parquet").unlink()
+    frame = pd.read_parquet(copies[0])
+    frame.iloc[: len(frame) // 2].to_parquet(copies[0])
+    capfd.readouterr()
+    again = read_json(run_cell(cell) / "train_log.json")
+    assert again["start_step"] == 0 and again["resumed_from"] is None
+    assert "the training data changed" in capfd.readouterr().err
+
+
+def test_training_identity_covers_data_model_and_code_contents(tmp_path):
+    from emogrid.checkpoints import identity_changes, training_identity
+
+    model = tmp_path / "model"
+    (model / ".cache").mkdir(parents=True)
+    (model / "config.json").write_text("{}")
+    (model / "model.safetensors").write_bytes(b"weights")
+    (model / ".cache" / "download.lock").write_text("hub bookkeeping")
+    data = tmp_path / "train.parquet"
+    data.write_bytes(b"rows")
+    cell = {
+        "name": "c",
+        "model": {"path": str(model)},
+        "train_files": [str(data)],
+        "validation_files": [],
+        "eval_files": ["not read"],
+        "training": {"learning_rate": 1e-3, "save_steps": 10},
+    }
+    before = training_identity(cell)
+    assert sorted(before["inputs"]["model"]) == ["config.json", "model.safetensors"]
+    # Bookkeeping changes nothing: the hub's cache folder, the evaluation targets, save_steps.
+    (model / ".cache" / "download.lock").write_text("another download")
+    moved = {**cell, "eval_files": [], "training": {**cell["training"], "save_steps": 99}}
+    assert training_identity(moved) == before
+    (model / "model.safetensors").write_bytes(b"other weights")
+    assert identity_changes(before, training_identity(cell)) == ["the model files"]
+    data.write_bytes(b"other rows")
+    faster = {**cell, "training": {**cell["training"], "learning_rate": 1e-2}}
+    assert identity_changes(before, training_identity(faster)) == [
+        "the cell's settings",
+        "the training data",
+        "the model files",
+    ]
+    # emogrid's own code is in the identity (its digest is the package's source files).
+    older_code = {**before, "inputs": {**before["inputs"], "code": "0" * 64}}
+    assert identity_changes(older_code, before) == ["emogrid's code"]
+    assert len(before["inputs"]["code"]) == 64

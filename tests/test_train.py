@@ -15,6 +15,8 @@ from emogrid.train import (
     GradientHealthCallback,
     build_trainer,
     masked_macro_f1,
+    predict_split,
+    resolve_precision,
     run_cell,
     scrub,
     threads_per_process,
@@ -107,6 +109,21 @@ def test_length_grouping_cuts_padding():
         )
 
     assert padded_tokens(True) < 0.7 * padded_tokens(False)
+
+
+def test_the_dataloaders_batches_are_the_samplers_length_groups():
+    # 1,000 rows in batches of 32 leave a short batch of 8. The DataLoader re-cuts the sampler's flat
+    # stream every 32 rows, so each cut must be one length-sorted group; a short batch in the middle
+    # would shift every later cut across two groups.
+    lengths = np.random.default_rng(2).permutation(1000) + 1
+    sampler = MixtureLengthSampler(lengths, np.full(1000, 1 / 1000), 32, seed=5)
+    for epoch in range(3):
+        sampler.set_epoch(epoch)
+        loader = torch.utils.data.DataLoader(lengths, batch_size=32, sampler=sampler)
+        batches = [batch.numpy() for batch in loader]
+        assert [len(b) for b in batches] == [32] * 31 + [8]
+        assert all((np.diff(b) <= 0).all() for b in batches), "a batch straddles two length groups"
+        assert batches[0].max() == max(b.max() for b in batches[:-1])
 
 
 def test_collator_pads_to_longest_in_batch():
@@ -265,3 +282,28 @@ def test_validation_f1_with_tuned_thresholds_finds_a_separable_class_below_half(
     assert scores["f1_macro"] == pytest.approx(0.5)
     assert scores["f1_macro_tuned"] == pytest.approx(1.0)
     assert "f1_macro_tuned" not in masked_macro_f1(logits, labels, mask, index)
+
+
+def test_predicting_test_rows_computes_no_metrics(make_cell, tiny_corpus):
+    # compute_metrics tunes thresholds on the rows it scores; on test rows that would be the leak
+    # this project exists to avoid, even if the figure were never written anywhere.
+    trainer, _ = build_trainer(make_cell(max_steps=1, eval_steps=1))
+    calls = []
+    trainer.compute_metrics = lambda eval_pred: calls.append(eval_pred) or {}
+    test_rows = pd.read_parquet(tiny_corpus["files"][("alpha", "test")])
+    predictions = predict_split(trainer, test_rows)
+    assert len(predictions) == len(test_rows) and calls == []
+    # Validation during training still has its metrics.
+    assert trainer.compute_metrics is not None
+    trainer.evaluate()
+    assert len(calls) == 1
+
+
+def test_auto_precision_takes_bf16_only_where_the_gpu_has_it_natively(monkeypatch):
+    # A V100 or T4: torch.cuda.is_bf16_supported() says True by default, because bf16 can be emulated.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: including_emulation)
+    assert resolve_precision("auto") == {"bf16": False, "fp16": True}
+    monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
+    assert resolve_precision("auto") == {"bf16": True, "fp16": False}
+    assert resolve_precision("fp32") == {"bf16": False, "fp16": False}

@@ -127,6 +127,19 @@ def test_rerun_is_a_no_op_and_a_new_seed_runs_only_new_cells(demo_run):
     train_outputs = re.findall(r"rule train:\n(?:.*\n)*?\s+output: (.*)", dry)
     assert len(train_outputs) == 6
     assert all("/oversample/seed1/" in out for out in train_outputs)
+    # A setting that preprocessing reads reruns preprocessing (and, through its outputs, what follows).
+    (workdir / "unmasked.yaml").write_text("data: {coverage_masking: false}\n")
+    dry = snakemake(workdir, "-n", "--cores", "1", overlay=str(workdir / "unmasked.yaml")).stdout
+    assert dry.count("rule preprocess:") == 4
+
+
+def test_workflow_scripts_read_the_config_only_through_params():
+    # Snakemake reruns a job when its params change; what a script reads from snakemake.config
+    # directly is invisible to it, so a changed setting would leave stale results in place.
+    readers = [
+        p.name for p in (REPO_ROOT / "workflow_scripts").glob("*.py") if "snakemake.config" in p.read_text()
+    ]
+    assert readers == []
 
 
 def test_lint_is_clean(tmp_path):

@@ -8,4 +8,4 @@ sys.stderr = open(snakemake.log[0], "w")
 
 # Training text only: the tokenizer must not learn from validation or test text.
 texts = [text for path in snakemake.input for text in pd.read_parquet(path, columns=["text"])["text"]]
-build_tiny_deberta(texts, snakemake.config["labels"], snakemake.output[0])
+build_tiny_deberta(texts, snakemake.params.labels, snakemake.output[0])

@@ -5,9 +5,14 @@ from emogrid.preprocess import preprocess_dataset
 
 sys.stderr = open(snakemake.log[0], "w")
 
+name = snakemake.wildcards.dataset
 preprocess_dataset(
-    snakemake.wildcards.dataset,
+    name,
     Path(snakemake.input[0]).parent,
-    snakemake.config,
+    {
+        "datasets": {name: snakemake.params.dataset_config},
+        "labels": snakemake.params.labels,
+        "data": {"coverage_masking": snakemake.params.coverage_masking},
+    },
     Path(snakemake.output.summary).parent,
 )

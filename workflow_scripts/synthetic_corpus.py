@@ -6,4 +6,5 @@ from emogrid.synthetic import write_corpus
 sys.stderr = open(snakemake.log[0], "w")
 
 out_dir = Path(snakemake.output[0]).parents[1]
-write_corpus(out_dir, snakemake.config, **snakemake.params.synthetic)
+config = {"datasets": snakemake.params.datasets, "labels": snakemake.params.labels}
+write_corpus(out_dir, config, **snakemake.params.synthetic)

@@ -48,7 +48,8 @@ class MixtureLengthSampler(Sampler[int]):
 
     Each epoch draws `len(dataset)` examples with replacement using `mixture_weights`, shuffles them,
     cuts them into mega-batches of `megabatch_factor * batch_size`, sorts each mega-batch by length
-    (longest first) and shuffles the batch order. Padding waste drops while the sample stays random.
+    (longest first) and shuffles the batch order, the longest batch first and a short remainder batch
+    last. Padding waste drops while the sample stays random.
     The order depends only on (seed, epoch), so a resumed run sees the same data order.
     """
 
@@ -86,11 +87,14 @@ class MixtureLengthSampler(Sampler[int]):
             groups.append(mega[np.argsort(-self.lengths[mega], kind="stable")])
         ordered = np.concatenate(groups)
         batches = [ordered[i : i + self.batch_size] for i in range(0, len(ordered), self.batch_size)]
+        # The DataLoader cuts this stream into batch_size again: a short batch anywhere but at the end
+        # would shift every later cut across two length groups.
+        tail = [batches.pop()] if len(batches) > 1 and len(batches[-1]) < self.batch_size else []
         # The longest batch goes first so an out-of-memory error shows at step 1, not hours in.
         longest = int(np.argmax([self.lengths[b].max() for b in batches]))
         rest = [b for i, b in enumerate(batches) if i != longest]
         order = rng.permutation(len(rest))
-        return np.concatenate([batches[longest]] + [rest[i] for i in order])
+        return np.concatenate([batches[longest]] + [rest[i] for i in order] + tail)
 
     def __iter__(self):
         return iter(self.epoch_indices(self.epoch).tolist())

@@ -1,6 +1,7 @@
 """Which checkpoint a cell may resume from.
 
-A checkpoint is resumed only if it is complete and was written under the cell's current settings.
+A checkpoint is resumed only if it is complete and was written under the cell's current settings, from
+the same data, model files and emogrid code.
 The HF Trainer writes a checkpoint's files one after another and `trainer_state.json` last, so a
 checkpoint whose state file is missing, unreadable or names another step was cut short (SIGKILL, node
 failure, full disk). Such a checkpoint is set aside as `incomplete-checkpoint-<step>`, never loaded, and
@@ -9,6 +10,7 @@ the previous complete one is used.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import shutil
@@ -82,27 +84,75 @@ def last_complete_checkpoint(checkpoints: Path) -> str | None:
     return None
 
 
+def file_digest(path: Path) -> str:
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def input_digests(cell: dict) -> dict:
+    """Content digests of what training reads: its token files, the model folder and emogrid's code.
+
+    A cell's settings name its inputs by path only. After the data, the model or the code changed
+    under the same paths (a new label map, a rebuilt tokenizer, a fixed loss and `--forcerun train`),
+    resuming the old final checkpoint would train 0 steps and predict with the old model.
+    """
+    data = {path: file_digest(Path(path)) for path in [*cell["train_files"], *cell["validation_files"]]}
+    model_dir = Path(cell["model"]["path"])
+    model = {}
+    if model_dir.is_dir():
+        for path in sorted(model_dir.rglob("*")):
+            relative = path.relative_to(model_dir)
+            # Hidden entries are download bookkeeping (the hub's .cache), not the model.
+            if path.is_file() and not any(part.startswith(".") for part in relative.parts):
+                model[relative.as_posix()] = file_digest(path)
+    code = hashlib.sha256()
+    package = Path(__file__).resolve().parent
+    for path in sorted(package.rglob("*.py")):
+        code.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
+    return {"data": data, "model": model, "code": code.hexdigest()}
+
+
 def training_identity(cell: dict) -> dict:
-    """What a checkpoint depends on: the cell minus evaluation targets and bookkeeping settings."""
+    """What a checkpoint depends on: the cell minus evaluation targets and bookkeeping settings, and
+    the contents of its inputs."""
     identity = {k: v for k, v in cell.items() if k != "eval_files"}
     identity["training"] = {k: v for k, v in cell["training"].items() if k not in NOT_TRAINING_IDENTITY}
+    identity["inputs"] = input_digests(cell)
     return json.loads(json.dumps(identity, default=str))
 
 
-def discard_stale_checkpoints(checkpoints: Path, cell: dict) -> None:
-    """Checkpoints written under other settings (a new learning rate, more epochs) are not resumed.
+def identity_changes(old: dict, new: dict) -> list[str]:
+    """What differs between two identities, in words."""
+    inputs_old, inputs_new = old.get("inputs", {}), new.get("inputs", {})
+    parts = {"data": "the training data", "model": "the model files", "code": "emogrid's code"}
+    changes = [what for key, what in parts.items() if inputs_old.get(key) != inputs_new.get(key)]
+    settings_old = {k: v for k, v in old.items() if k != "inputs"}
+    settings_new = {k: v for k, v in new.items() if k != "inputs"}
+    if settings_old != settings_new:
+        changes.insert(0, "the cell's settings")
+    return changes
 
-    Otherwise a changed cell would silently continue an old run. The settings are stamped next to the
-    checkpoints; on a mismatch they are deleted and the cell starts fresh, which the log says.
+
+def discard_stale_checkpoints(checkpoints: Path, cell: dict) -> None:
+    """Checkpoints written under other settings (a new learning rate, more epochs), other data, another
+    model or other code are not resumed.
+
+    Otherwise a changed cell would silently continue an old run. The settings and the inputs' digests
+    are stamped next to the checkpoints; on a mismatch they are deleted and the cell starts fresh,
+    which the log says.
     """
     stamp = checkpoints / "training_identity.json"
     identity = training_identity(cell)
     if any(checkpoints.glob("*checkpoint-*")):
-        if stamp.exists() and read_json(stamp) == identity:
+        old = read_json(stamp) if stamp.exists() else {}
+        if old == identity:
             return
+        why = "no record of what wrote them"
+        if old:
+            why = f"{', '.join(identity_changes(old, identity))} changed"
         log(
-            f"cell {cell['name']}: the checkpoints in {checkpoints} were written with other settings; "
-            "deleting them and starting fresh"
+            f"cell {cell['name']}: the checkpoints in {checkpoints} were written with other settings "
+            f"({why}); deleting them and starting fresh"
         )
         shutil.rmtree(checkpoints)
     write_json(stamp, identity)

@@ -37,16 +37,34 @@ class ConfigError(EmogridError):
 
 
 class NonFiniteTrainingError(EmogridError):
-    """Training produced a NaN or infinite loss or gradient norm; the cell stops before the step."""
+    """Training produced a NaN or infinite loss or gradient norm; the cell stops, and no checkpoint is
+    written after the fault.
 
-    def __init__(self, cell: str, step: int, what: str, value: float, last_finite: tuple[float, int] | None):
+    The check runs where the Trainer reads the gradient norm: before the optimizer step, except under
+    DeepSpeed, whose engine steps inside the backward pass (`stepped=True` says so).
+    """
+
+    def __init__(
+        self,
+        cell: str,
+        step: int,
+        what: str,
+        value: float,
+        last_finite: tuple[float, int] | None,
+        stepped: bool = False,
+    ):
         self.cell, self.step, self.what, self.value, self.last_finite = cell, step, what, value, last_finite
         last = (
             f"last finite loss {last_finite[0]:.6g} at step {last_finite[1]}"
             if last_finite
             else "no finite step before it"
         )
+        when = (
+            "stopped after DeepSpeed's optimizer step (it steps inside the backward pass)"
+            if stepped
+            else "stopped before the optimizer step"
+        )
         super().__init__(
-            f"cell {cell}: {what} is {value} at step {step} ({last}); stopped before the optimizer step, "
+            f"cell {cell}: {what} is {value} at step {step} ({last}); {when}, "
             "no checkpoint written after the fault"
         )

@@ -97,7 +97,8 @@ class EmotionTrainer(Trainer):
         return norm
 
     def check_step_is_finite(self, grad_norm) -> None:
-        """Stop on a NaN/inf loss or gradient norm, before the optimizer step and any later checkpoint.
+        """Stop on a NaN/inf loss or gradient norm, before the optimizer step and any later checkpoint
+        (under DeepSpeed the engine has already stepped inside the backward pass; the error says so).
 
         With fp16 loss scaling an overflowing gradient is expected now and then: the scaler skips that
         step and lowers the scale. Only a long run of them (`max_fp16_overflow_steps`) is a fault.
@@ -106,13 +107,17 @@ class EmotionTrainer(Trainer):
         losses, self._step_losses = self._step_losses, []
         loss = float(torch.stack(losses).float().mean()) if losses else None
         if loss is not None and not math.isfinite(loss):
-            raise NonFiniteTrainingError(self.cell_name, step, "the training loss", loss, self.last_finite)
+            raise NonFiniteTrainingError(
+                self.cell_name, step, "the training loss", loss, self.last_finite, self.is_deepspeed_enabled
+            )
         norm = float(grad_norm) if grad_norm is not None else None
         if norm is not None and not math.isfinite(norm):
             if self.args.fp16 and self.fp16_overflows < self.max_fp16_overflow_steps:
                 self.fp16_overflows += 1
                 return
-            raise NonFiniteTrainingError(self.cell_name, step, "the gradient norm", norm, self.last_finite)
+            raise NonFiniteTrainingError(
+                self.cell_name, step, "the gradient norm", norm, self.last_finite, self.is_deepspeed_enabled
+            )
         self.fp16_overflows = 0
         if loss is not None:
             self.last_finite = (loss, step)
@@ -202,10 +207,12 @@ def compute_validation_metrics(eval_pred, grid=None) -> dict:
 
 
 def resolve_precision(choice: str) -> dict:
-    """bf16 where the GPU supports it, else fp16 on CUDA, else full precision."""
+    """bf16 where the GPU supports it natively, else fp16 on CUDA, else full precision."""
     if choice == "auto":
         if torch.cuda.is_available():
-            choice = "bf16" if torch.cuda.is_bf16_supported() else "fp16"
+            # By default torch also says yes where bf16 is only emulated (V100, T4): slow, and the
+            # fp16 path with loss scaling is the one those GPUs are built for.
+            choice = "bf16" if torch.cuda.is_bf16_supported(including_emulation=False) else "fp16"
         else:
             choice = "fp32"
     return {"bf16": choice == "bf16", "fp16": choice == "fp16"}
@@ -320,7 +327,13 @@ def predict_split(trainer: Trainer, frame: pd.DataFrame) -> pd.DataFrame:
     ordered = frame.iloc[order].reset_index(drop=True)
     # The dataset index makes Trainer route the batch through compute_loss, which strips the label
     # columns before the forward pass.
-    output = trainer.predict(WithDatasetIndex(EncodedExamples(ordered), sorted(set(ordered["dataset"]))))
+    # No metrics here: compute_metrics tunes thresholds on the rows it scores, and these are test rows.
+    # Thresholds come from validation only, in the evaluate rule.
+    metrics, trainer.compute_metrics = trainer.compute_metrics, None
+    try:
+        output = trainer.predict(WithDatasetIndex(EncodedExamples(ordered), sorted(set(ordered["dataset"]))))
+    finally:
+        trainer.compute_metrics = metrics
     logits = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
     probs = torch.sigmoid(torch.from_numpy(np.asarray(logits, dtype=np.float32))).numpy()
     # Under torchrun the rows come back gathered from every process: check they are still in order.
