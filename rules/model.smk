@@ -29,5 +29,6 @@ elif not Path(config["model"]["name"]).is_dir():
             "../envs/train.yaml"
         params:
             name=config["model"]["name"],
+            revision=config["model"]["revision"],
         script:
             "../workflow_scripts/fetch_model.py"

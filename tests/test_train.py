@@ -218,6 +218,12 @@ def test_prior_bias_init_sets_logit_of_covered_label_frequency():
     init_bias_from_prior(layer, labels, mask)
     expected = [np.log(0.5 / 0.5), np.log((1 / 3) / (2 / 3)), 0.0]  # label 2: never covered
     np.testing.assert_allclose(layer.bias.detach().numpy(), expected, atol=1e-6)
+    # Sampling weights (a mix's shares, oversampling) change the frequency the model sees: with the
+    # first two rows drawn 3x as often, label 1 is positive in 3 of 7 covered draws (label 0's 6 of 8
+    # is capped at 0.5, a bias of 0).
+    init_bias_from_prior(layer, labels, mask, weights=np.array([3, 3, 1, 1]) / 8)
+    expected = [0.0, np.log((3 / 7) / (4 / 7)), 0.0]
+    np.testing.assert_allclose(layer.bias.detach().numpy(), expected, atol=1e-6)
 
 
 @pytest.mark.slow

@@ -4,4 +4,4 @@ from emogrid.hub import fetch_model
 
 sys.stderr = open(snakemake.log[0], "w")
 
-fetch_model(snakemake.params.name, snakemake.output[0])
+fetch_model(snakemake.params.name, snakemake.output[0], revision=snakemake.params.revision)

@@ -39,7 +39,7 @@ from emogrid.checkpoints import STATE_FILE, discard_stale_checkpoints, last_comp
 from emogrid.devices import cpu_fallback_message, describe_devices
 from emogrid.errors import EmogridError, NonFiniteTrainingError
 from emogrid.evaluate import score, tune_covered_thresholds
-from emogrid.imbalance import positive_weights, sampling_weights
+from emogrid.imbalance import label_frequencies, positive_weights, sampling_weights
 from emogrid.io import read_json, write_json, write_parquet
 from emogrid.losses import build_loss
 from emogrid.modeling import load_classifier
@@ -358,9 +358,16 @@ def predict_split(trainer: Trainer, frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def init_bias_from_prior(
-    classifier: torch.nn.Linear, labels: np.ndarray, mask: np.ndarray, pos_weight: np.ndarray | None = None
+    classifier: torch.nn.Linear,
+    labels: np.ndarray,
+    mask: np.ndarray,
+    pos_weight: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
 ) -> None:
     """Start each label's logit at its training prior (as in the focal-loss paper) instead of 0.
+
+    The prior is the frequency the model sees: rows weighted by their sampling probabilities
+    (`weights`: the mix's dataset shares and any oversampling), as `pos_weight` is computed.
 
     Multi-label targets are mostly negatives; from a zero bias the first steps are spent pushing every
     output down, which can flatten the representation of a freshly initialised encoder. Labels no
@@ -369,7 +376,7 @@ def init_bias_from_prior(
     every output up instead (seen in the demo: BCE with pos_weight never learned).
     """
     covered = mask.sum(axis=0)
-    prior = np.where(covered > 0, (labels * mask).sum(axis=0) / np.maximum(covered, 1), 0.5)
+    prior = np.where(covered > 0, label_frequencies(labels, mask, weights), 0.5)
     if pos_weight is not None:
         prior = pos_weight * prior / (pos_weight * prior + 1 - prior)
     prior = np.clip(prior, 1e-3, 0.5)
@@ -394,7 +401,7 @@ def build_trainer(cell: dict, callbacks: list | None = None) -> tuple[EmotionTra
     weights = sampling_weights(train.dataset_names, train.labels, train.label_mask, cell["mix"], imbalance)
     pos_weight = positive_weights(train.labels, train.label_mask, weights, imbalance)
     if cell["loss"].get("prior_bias_init", True):
-        init_bias_from_prior(model.classifier, train.labels, train.label_mask, pos_weight)
+        init_bias_from_prior(model.classifier, train.labels, train.label_mask, pos_weight, weights)
     mix_names = list(cell["mix"])
     args = training_arguments(cell, Path(cell["output_dir"]) / "checkpoints")
     sampler = MixtureLengthSampler(
@@ -547,11 +554,18 @@ def run_cell(cell: dict) -> Path:
                     "world_size": args.world_size,
                     "torch_threads": torch.get_num_threads(),
                     "precision": resolve_precision(cell["training"]["precision"]),
+                    # Which hub commit the weights came from (written by emogrid.hub.fetch_model).
+                    "model_source": model_source(cell["model"]["path"]),
                     "config": cell,
                 }
             ),
         )
     return out_dir
+
+
+def model_source(path: str) -> dict | None:
+    record = Path(path) / "source.json"
+    return read_json(record) if record.is_file() else None
 
 
 def threads_per_process(job_threads: int) -> int:
