@@ -112,3 +112,19 @@ def test_pipeline_overhead_reads_the_log_that_ran_training_not_a_later_report(tm
     assert line["jobs_before_first_train_s"] == {"tokenize": 2}
     assert line["jobs_after_last_train_s"] == {"evaluate": 3}
     assert result["train_jobs"] == 2 and result["train_sum_s"] == 14.0
+
+
+def test_bootstrap_timing_runs_on_a_small_problem():
+    # It prints its JSON (no --out); the real-sized --grid variant takes minutes and is left out.
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "bootstrap_timing.py"), "--examples", "300", "--labels", "6"]
+        + ["--resamples", "20", "--repeats", "1"],
+        capture_output=True,
+        text=True,
+        env=os.environ | {"PYTHONPATH": str(REPO_ROOT / "src")},
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    result = json.loads(done.stdout)
+    assert result["shape"] == [300, 6] and result["resamples"] == 20
+    assert result["interval_seconds"] > 0 and result["real_sized_grid"] is None

@@ -94,3 +94,22 @@ def test_error_while_writing_leaves_no_output(cfg, synthetic_dir, tmp_path, monk
     with pytest.raises(OSError, match="disk full"):
         preprocess_dataset("goemotions", synthetic_dir / "goemotions", cfg, out)
     assert list(out.iterdir()) == []
+
+
+def test_texts_shared_with_train_are_counted_not_removed(cfg, synthetic_dir, tmp_path):
+    from emogrid.readers import normalized_text, texts_also_in_train
+
+    frames = {
+        "train": pd.DataFrame({"text": ["Hello  World", "x"]}),
+        "validation": pd.DataFrame({"text": ["hello world", "y", "HELLO WORLD"]}),
+        "test": pd.DataFrame({"text": [" X "]}),
+    }
+    assert texts_also_in_train(frames) == {"validation": 2, "test": 1}
+    # On a dataset: the count is in the summary and every row is still there.
+    out = tmp_path / "meld"
+    summary = preprocess_dataset("meld", synthetic_dir / "meld", cfg, out)
+    train = set(pd.read_parquet(out / "train.parquet")["text"].map(normalized_text))
+    for split in ("validation", "test"):
+        frame = pd.read_parquet(out / f"{split}.parquet")
+        assert len(frame) == summary["splits"][split]["kept"]
+        assert summary["texts_also_in_train"][split] == frame["text"].map(normalized_text).isin(train).sum()

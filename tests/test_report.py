@@ -275,6 +275,7 @@ SUMMARIES = {
         },
         "label_counts": {"train": {"anger": 900, "joy": 880}, "test": {"anger": 110, "joy": 100}},
         "covered_labels": ["anger", "joy", "fear"],
+        "texts_also_in_train": {"test": 3},
     },
     "meld": {
         "dataset": "meld",
@@ -287,11 +288,23 @@ SUMMARIES = {
 
 def test_data_summary_table_rows():
     table = data_summary_table(SUMMARIES)
-    assert list(table.columns) == ["dataset", "split", "read", "kept", "dropped", "dropped_reasons"]
+    assert list(table.columns) == [
+        "dataset",
+        "split",
+        "read",
+        "kept",
+        "dropped",
+        "dropped_reasons",
+        "text_in_train",
+    ]
     isear_train = table[(table["dataset"] == "isear") & (table["split"] == "train")].iloc[0]
     assert isear_train["dropped"] == 100
     assert isear_train["dropped_reasons"] == "non-answer: 90; duplicate: 10"
     assert table[table["dataset"] == "meld"]["dropped_reasons"].item() == ""
+    # Overlap with train is counted for evaluation splits; train and older summaries have none.
+    overlap = table.set_index(["dataset", "split"])["text_in_train"]
+    assert overlap[("isear", "test")] == 3
+    assert overlap[[("isear", "train"), ("meld", "train")]].isna().all()
 
 
 def test_label_frequency_table_marks_uncovered_labels_missing():

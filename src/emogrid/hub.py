@@ -5,10 +5,11 @@ The download is pinned to one commit: the requested revision (a branch, tag or c
 repo's main branch) is resolved first, every file comes from that commit, and `source.json` in the
 model folder records the repo, the revision asked for, the commit and each file's sha256.
 
-Weights end up as safetensors only. Many models on the hub, microsoft/deberta-v3-large among them,
-publish only a pickle `pytorch_model.bin` on their main branch. That file is then converted here with
-`torch.load(weights_only=True)`, torch's restricted unpickler, which admits tensors and plain containers
-and refuses anything else (it cannot run code from the file), and the pickle is deleted.
+Weights end up as safetensors only. Many models on the hub publish only a pickle `pytorch_model.bin`
+on their main branch; the DeBERTa-v3 checkpoints are reported to (keras-team/keras-hub#2125). That
+file is then converted here with `torch.load(weights_only=True)`, torch's restricted unpickler, which
+admits tensors and plain containers and refuses anything else (it cannot run code from the file), and
+the pickle is deleted.
 """
 
 from __future__ import annotations

@@ -485,10 +485,12 @@ def _dropped_text(dropped: Mapping[str, int]) -> str:
 
 
 def data_summary_table(summaries: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
-    """One row per (dataset, split): columns dataset, split, read, kept, dropped (total) and
-    dropped_reasons ("reason: n; ..."; empty when nothing was dropped)."""
+    """One row per (dataset, split): columns dataset, split, read, kept, dropped (total),
+    dropped_reasons ("reason: n; ..."; empty when nothing was dropped) and text_in_train (kept rows of
+    an evaluation split whose text, case and spacing ignored, a train row also has; empty for train)."""
     rows = []
     for dataset, summary in summaries.items():
+        overlap = summary.get("texts_also_in_train", {})
         for split, counts in summary["splits"].items():
             dropped = counts.get("dropped", {}) or {}
             rows.append(
@@ -499,9 +501,11 @@ def data_summary_table(summaries: Mapping[str, Mapping[str, Any]]) -> pd.DataFra
                     "kept": int(counts["kept"]),
                     "dropped": int(sum(dropped.values())),
                     "dropped_reasons": _dropped_text(dropped),
+                    "text_in_train": overlap.get(split),
                 }
             )
-    return pd.DataFrame(rows, columns=["dataset", "split", "read", "kept", "dropped", "dropped_reasons"])
+    columns = ["dataset", "split", "read", "kept", "dropped", "dropped_reasons", "text_in_train"]
+    return pd.DataFrame(rows, columns=columns).astype({"text_in_train": "Int64"})
 
 
 def label_frequency_table(

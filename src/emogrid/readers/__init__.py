@@ -167,5 +167,21 @@ def read_dataset(
         ],
         "label_counts": {split: _label_counts(by_split[split].records, covered) for split in SPLITS},
         "covered_labels": covered,
+        # Published splits can share texts (short replies in MELD, reposts): reported, not removed.
+        "texts_also_in_train": texts_also_in_train(frames),
     }
     return frames, summary
+
+
+def normalized_text(text: str) -> str:
+    return " ".join(text.casefold().split())
+
+
+def texts_also_in_train(frames: dict[str, pd.DataFrame]) -> dict[str, int]:
+    """Per evaluation split: how many rows have a text (case and spacing ignored) that a train row has."""
+    train = set(frames["train"]["text"].map(normalized_text))
+    return {
+        split: int(frames[split]["text"].map(normalized_text).isin(train).sum())
+        for split in SPLITS
+        if split != "train"
+    }
