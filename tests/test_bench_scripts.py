@@ -128,3 +128,20 @@ def test_bootstrap_timing_runs_on_a_small_problem():
     result = json.loads(done.stdout)
     assert result["shape"] == [300, 6] and result["resamples"] == 20
     assert result["interval_seconds"] > 0 and result["real_sized_grid"] is None
+
+
+def test_epoch_padding_counts_a_whole_epoch(synthetic_dir, tiny_corpus, tmp_path):
+    result = run_bench(
+        "epoch_padding.py",
+        str(synthetic_dir),
+        "--model",
+        str(tiny_corpus["model_dir"]),
+        "--batch",
+        "8",
+        "--placements",
+        "3",
+        cwd=tmp_path,
+    )
+    shares = result["padding_share"]
+    assert 0 <= shares["grouped"] < shares["random"] < 1
+    assert shares["grouped_short_batch_inside"]["n"] == 3
