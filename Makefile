@@ -71,4 +71,5 @@ bench: $(MINILM)/config.json
 	$(BIN)/python bench/preprocess_throughput.py $(DATA) --model $(MINILM) --out bench/out/preprocess.json
 	$(BIN)/python bench/train_throughput.py $(DATA) --model $(MINILM) --threads 1 --steps 16 --out bench/out/train_minilm.json
 	$(BIN)/python bench/train_throughput.py $(DATA) --model tiny --threads 1 --steps 16 --out bench/out/train_tiny.json
+	$(BIN)/python bench/epoch_padding.py $(DATA) --model $(MINILM) --out bench/out/epoch_padding.json
 	$(BIN)/python bench/pipeline_overhead.py --out bench/out/pipeline_overhead.json
