@@ -37,8 +37,8 @@ def padding_share(order: np.ndarray, lengths: np.ndarray, batch: int) -> float:
 
 def short_batch_inside(order: np.ndarray, batch: int, seed: int) -> np.ndarray:
     remainder = len(order) % batch
-    if remainder == 0:
-        return order
+    if remainder == 0 or len(order) // batch < 2:
+        return order  # no short batch, or no place inside the epoch to put it
     full, short = order[: len(order) - remainder], order[len(order) - remainder :]
     place = np.random.default_rng(seed).integers(1, len(full) // batch) * batch
     return np.concatenate([full[:place], short, full[place:]])

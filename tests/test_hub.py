@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from emogrid import hub
+from emogrid.io import file_hash
 from emogrid.modeling import load_classifier
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -60,7 +61,7 @@ def test_fetch_model_pins_the_commit_and_records_what_it_fetched(tmp_path, monke
     assert source["repo_id"] == "org/model" and source["commit"] == COMMIT
     assert source["revision_requested"] == "v1.0" and source["converted_from"] is None
     assert sorted(source["files"]) == ["config.json", "model.safetensors"]
-    assert source["files"]["config.json"] == hub.sha256(out / "config.json")
+    assert source["files"]["config.json"] == file_hash(out / "config.json")
 
 
 def test_a_hub_pickle_is_converted_to_safetensors_with_the_same_tensors(tmp_path, monkeypatch, tiny_corpus):
@@ -119,3 +120,25 @@ def test_run_info_names_the_commit_the_weights_came_from(tmp_path):
     assert model_source(str(tmp_path)) is None  # a local model folder: nothing to name
     (tmp_path / hub.SOURCE_FILE).write_text(json.dumps({"repo_id": "org/model", "commit": COMMIT}))
     assert model_source(str(tmp_path))["commit"] == COMMIT
+
+
+def test_safetensors_in_a_subfolder_do_not_hide_a_top_level_pickle(tmp_path, monkeypatch):
+    # A sentence-transformers layout: the encoder's weights only as a pickle, a dense head's weights in
+    # a subfolder as safetensors. The encoder's pickle is fetched and converted.
+    tensors = {"w": torch.ones(2, 2)}
+    files = {
+        "config.json": b"{}",
+        "pytorch_model.bin": lambda p: torch.save(tensors, p),
+        "2_Dense/model.safetensors": b"head",
+    }
+    asked = fake_hub(monkeypatch, files)
+    out = hub.fetch_model("org/model", tmp_path / "model")
+    assert "pytorch_model.bin" in asked["patterns"]
+    assert torch.equal(load_file(str(out / "model.safetensors"))["w"], tensors["w"])
+
+
+def test_an_unresolved_revision_is_not_fetched_unpinned(tmp_path, monkeypatch):
+    fake_hub(monkeypatch, {"model.safetensors": b"w"}, commit=None)
+    with pytest.raises(RuntimeError, match="no commit"):
+        hub.fetch_model("org/model", tmp_path / "model", revision="v9")
+    assert not (tmp_path / "model").exists()

@@ -162,6 +162,7 @@ def test_training_identity_covers_data_model_and_code_contents(tmp_path):
     (model / "config.json").write_text("{}")
     (model / "model.safetensors").write_bytes(b"weights")
     (model / ".cache" / "download.lock").write_text("hub bookkeeping")
+    (model / "emogrid_source.json").write_text('{"revision_requested": null}')
     data = tmp_path / "train.parquet"
     data.write_bytes(b"rows")
     cell = {
@@ -174,8 +175,10 @@ def test_training_identity_covers_data_model_and_code_contents(tmp_path):
     }
     before = training_identity(cell)
     assert sorted(before["inputs"]["model"]) == ["config.json", "model.safetensors"]
-    # Bookkeeping changes nothing: the hub's cache folder, the evaluation targets, save_steps.
+    # Bookkeeping changes nothing: the hub's cache folder, the fetch record (pinning model.revision to
+    # the commit it names rewrites it), the evaluation targets, save_steps.
     (model / ".cache" / "download.lock").write_text("another download")
+    (model / "emogrid_source.json").write_text('{"revision_requested": "0123abc"}')
     moved = {**cell, "eval_files": [], "training": {**cell["training"], "save_steps": 99}}
     assert training_identity(moved) == before
     (model / "model.safetensors").write_bytes(b"other weights")
@@ -187,7 +190,32 @@ def test_training_identity_covers_data_model_and_code_contents(tmp_path):
         "the training data",
         "the model files",
     ]
-    # emogrid's own code is in the identity (its digest is the package's source files).
+    # emogrid's training code is in the identity; code training never imports is not.
     older_code = {**before, "inputs": {**before["inputs"], "code": "0" * 64}}
     assert identity_changes(older_code, before) == ["emogrid's code"]
     assert len(before["inputs"]["code"]) == 64
+
+
+def test_the_code_digest_covers_what_training_imports_and_nothing_else():
+    from emogrid.checkpoints import training_sources
+
+    names = {path.name for path in training_sources()}
+    # train.py and what it imports, directly (losses) or through another module (config via checkpoints).
+    assert {"train.py", "losses.py", "modeling.py", "batching.py", "checkpoints.py", "config.py"} <= names
+    # Reports and readers: editing them while a grid runs must not restart preempted cells.
+    assert names.isdisjoint({"report.py", "runs.py", "significance.py", "synthetic.py", "preprocess.py"})
+
+
+def test_checkpoints_from_an_emogrid_without_input_digests_are_not_resumed(make_cell, tmp_path, capfd):
+    from emogrid.checkpoints import training_identity
+
+    cell = make_cell(num_train_epochs=1, save_steps=1000, output_dir=tmp_path / "cell")
+    steps = read_json(run_cell(cell) / "train_log.json")["global_step"]
+    assert steps > 0
+    (tmp_path / "cell" / "predictions.parquet").unlink()
+    # The stamp as the emogrid before input digests wrote it: settings only.
+    stamp = tmp_path / "cell" / "checkpoints" / "training_identity.json"
+    write_json(stamp, {k: v for k, v in training_identity(cell).items() if k != "inputs"})
+    capfd.readouterr()
+    assert read_json(run_cell(cell) / "train_log.json")["start_step"] == 0
+    assert "no digests of the inputs" in capfd.readouterr().err

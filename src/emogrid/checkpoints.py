@@ -10,6 +10,7 @@ the previous complete one is used.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import json
 import re
@@ -18,7 +19,8 @@ import sys
 from pathlib import Path
 
 from emogrid.config import SCHEDULER_ONLY
-from emogrid.io import read_json, write_json
+from emogrid.hub import SOURCE_FILE
+from emogrid.io import file_hash, read_json, write_json
 
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 STATE_FILE = "trainer_state.json"
@@ -84,11 +86,6 @@ def last_complete_checkpoint(checkpoints: Path) -> str | None:
     return None
 
 
-def file_digest(path: Path) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
-
-
 def input_digests(cell: dict) -> dict:
     """Content digests of what training reads: its token files, the model folder and emogrid's code.
 
@@ -96,20 +93,58 @@ def input_digests(cell: dict) -> dict:
     under the same paths (a new label map, a rebuilt tokenizer, a fixed loss and `--forcerun train`),
     resuming the old final checkpoint would train 0 steps and predict with the old model.
     """
-    data = {path: file_digest(Path(path)) for path in [*cell["train_files"], *cell["validation_files"]]}
+    data = {path: file_hash(Path(path)) for path in [*cell["train_files"], *cell["validation_files"]]}
     model_dir = Path(cell["model"]["path"])
     model = {}
     if model_dir.is_dir():
         for path in sorted(model_dir.rglob("*")):
             relative = path.relative_to(model_dir)
-            # Hidden entries are download bookkeeping (the hub's .cache), not the model.
-            if path.is_file() and not any(part.startswith(".") for part in relative.parts):
-                model[relative.as_posix()] = file_digest(path)
-    code = hashlib.sha256()
+            # Hidden entries (the hub's .cache) and emogrid's fetch record are bookkeeping, not the model:
+            # pinning model.revision to the recorded commit rewrites the record, not the weights.
+            bookkeeping = relative.as_posix() == SOURCE_FILE or any(p.startswith(".") for p in relative.parts)
+            if path.is_file() and not bookkeeping:
+                model[relative.as_posix()] = file_hash(path)
+    return {"data": data, "model": model, "code": code_digest()}
+
+
+def _module_file(package: Path, name: str) -> Path:
+    base = package.joinpath(*name.split(".")[1:])
+    return base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
+
+
+def training_sources(entry: str = "train") -> list[Path]:
+    """emogrid's source files that `emogrid.<entry>` imports, directly or through each other.
+
+    Read from the import statements (wherever they stand in a file), not from what a process happens to
+    have imported, so every process computes the same list. Modules training never imports (reports,
+    plots, readers) are not in it: editing them while a grid runs does not make a preempted cell
+    start over.
+    """
     package = Path(__file__).resolve().parent
-    for path in sorted(package.rglob("*.py")):
+    todo, seen = [package / f"{entry}.py"], set()
+    while todo:
+        path = todo.pop()
+        if path in seen or not path.is_file():
+            continue
+        seen.add(path)
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module, *(f"{node.module}.{alias.name}" for alias in node.names)]
+            else:
+                continue
+            todo += [_module_file(package, n) for n in names if n == "emogrid" or n.startswith("emogrid.")]
+    return sorted(seen)
+
+
+def code_digest() -> str:
+    """sha256 over the training code's sources (`training_sources`)."""
+    package = Path(__file__).resolve().parent
+    code = hashlib.sha256()
+    for path in training_sources():
         code.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
-    return {"data": data, "model": model, "code": code.hexdigest()}
+    return code.hexdigest()
 
 
 def training_identity(cell: dict) -> dict:
@@ -147,8 +182,11 @@ def discard_stale_checkpoints(checkpoints: Path, cell: dict) -> None:
         old = read_json(stamp) if stamp.exists() else {}
         if old == identity:
             return
-        why = "no record of what wrote them"
-        if old:
+        if not old:
+            why = "no record of what wrote them"
+        elif "inputs" not in old:
+            why = "their record, from an older emogrid, has no digests of the inputs"
+        else:
             why = f"{', '.join(identity_changes(old, identity))} changed"
         log(
             f"cell {cell['name']}: the checkpoints in {checkpoints} were written with other settings "

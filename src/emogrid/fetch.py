@@ -5,7 +5,6 @@ is an error naming where it was looked for and why it failed.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
@@ -15,7 +14,7 @@ import urllib.request
 from pathlib import Path
 
 from emogrid.errors import ChecksumError, EmogridError
-from emogrid.io import write_json
+from emogrid.io import file_hash, write_json
 
 log = logging.getLogger(__name__)
 
@@ -33,11 +32,7 @@ class FetchError(EmogridError):
 
 
 def md5sum(path: str | Path) -> str:
-    digest = hashlib.md5()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
+    return file_hash(path, "md5", CHUNK)
 
 
 def file_url(ds_cfg: dict, filename: str) -> str:

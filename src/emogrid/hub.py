@@ -2,8 +2,8 @@
 
 Training jobs then load it from `results/model/` with no network, as compute nodes often have none.
 The download is pinned to one commit: the requested revision (a branch, tag or commit; default the
-repo's main branch) is resolved first, every file comes from that commit, and `source.json` in the
-model folder records the repo, the revision asked for, the commit and each file's sha256.
+repo's main branch) is resolved first, every file comes from that commit, and `emogrid_source.json`
+in the model folder records the repo, the revision asked for, the commit and each file's sha256.
 
 Weights end up as safetensors only. Many models on the hub publish only a pickle `pytorch_model.bin`
 on their main branch; the DeBERTa-v3 checkpoints are reported to (keras-team/keras-hub#2125). That
@@ -14,19 +14,16 @@ the pickle is deleted.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 from pathlib import Path
 
+from emogrid.io import file_hash
+
 WANTED = ["*.json", "*.safetensors", "*.model", "*.txt", "tokenizer*", "spm*"]
 PICKLE_WEIGHTS = "pytorch_model.bin"
-SOURCE_FILE = "source.json"
-
-
-def sha256(path: Path) -> str:
-    with open(path, "rb") as handle:
-        return hashlib.file_digest(handle, "sha256").hexdigest()
+# emogrid's record of the fetch; named so that no file of the repo itself is overwritten.
+SOURCE_FILE = "emogrid_source.json"
 
 
 def convert_pickle_weights(folder: Path) -> dict:
@@ -35,7 +32,7 @@ def convert_pickle_weights(folder: Path) -> dict:
     from safetensors.torch import save_file
 
     pickle_path = folder / PICKLE_WEIGHTS
-    record = {"file": PICKLE_WEIGHTS, "sha256": sha256(pickle_path)}
+    record = {"file": PICKLE_WEIGHTS, "sha256": file_hash(pickle_path)}
     state = torch.load(pickle_path, map_location="cpu", weights_only=True)
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(f"{pickle_path}: not a state dict of tensors; refusing to convert it")
@@ -59,8 +56,13 @@ def fetch_model(repo_id: str, out_dir: str | Path, revision: str | None = None) 
     if partial.exists():
         shutil.rmtree(partial)
     info = HfApi().model_info(repo_id, revision=revision)
+    if not info.sha:
+        raise RuntimeError(
+            f"{repo_id}: the hub named no commit for revision {revision!r}; not fetching unpinned"
+        )
     files = {sibling.rfilename for sibling in info.siblings or []}
-    has_safetensors = any(name.endswith(".safetensors") for name in files)
+    # Top-level weights only: a sentence-transformers repo keeps other modules' weights in subfolders.
+    has_safetensors = any(name.endswith(".safetensors") and "/" not in name for name in files)
     patterns = WANTED if has_safetensors else [*WANTED, PICKLE_WEIGHTS]
     if not has_safetensors and PICKLE_WEIGHTS not in files:
         raise FileNotFoundError(
@@ -82,7 +84,7 @@ def fetch_model(repo_id: str, out_dir: str | Path, revision: str | None = None) 
             "commit": info.sha,
             "converted_from": converted,
             "files": {
-                path.relative_to(partial).as_posix(): sha256(path)
+                path.relative_to(partial).as_posix(): file_hash(path)
                 for path in sorted(partial.rglob("*"))
                 if path.is_file() and not any(p.startswith(".") for p in path.relative_to(partial).parts)
             },

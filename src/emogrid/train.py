@@ -39,6 +39,7 @@ from emogrid.checkpoints import STATE_FILE, discard_stale_checkpoints, last_comp
 from emogrid.devices import cpu_fallback_message, describe_devices
 from emogrid.errors import EmogridError, NonFiniteTrainingError
 from emogrid.evaluate import score, tune_covered_thresholds
+from emogrid.hub import SOURCE_FILE
 from emogrid.imbalance import label_frequencies, positive_weights, sampling_weights
 from emogrid.io import read_json, write_json, write_parquet
 from emogrid.losses import build_loss
@@ -564,7 +565,7 @@ def run_cell(cell: dict) -> Path:
 
 
 def model_source(path: str) -> dict | None:
-    record = Path(path) / "source.json"
+    record = Path(path) / SOURCE_FILE
     return read_json(record) if record.is_file() else None
 
 
