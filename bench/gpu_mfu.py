@@ -29,6 +29,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
+from emogrid.attention import use_sdpa_attention  # noqa: E402
 from emogrid.losses import bce_loss  # noqa: E402
 from emogrid.modeling import EmotionClassifier  # noqa: E402
 
@@ -67,11 +68,14 @@ def peak_tflops() -> float:
     raise SystemExit(f"no peak figure for {name!r}: add it to PEAK_TFLOPS")
 
 
-def build_model() -> EmotionClassifier:
+def build_model(attention: str = "eager") -> EmotionClassifier:
+    """`attention`: eager = transformers' DeBERTa attention; sdpa = emogrid.attention's fused one."""
     from transformers import DebertaV2Config, DebertaV2Model
 
     torch.manual_seed(0)
     encoder = DebertaV2Model(DebertaV2Config(**DEBERTA_V3_LARGE))
+    if attention == "sdpa":
+        use_sdpa_attention(encoder)
     return EmotionClassifier(encoder, NUM_LABELS, pooling="cls")
 
 
@@ -117,7 +121,7 @@ def timed_steps(step, batches, warmup: int) -> list[float]:
 
 def run_plain(variant: dict, steps: int, warmup: int) -> dict:
     device = torch.device("cuda")
-    model = build_model().to(device)
+    model = build_model(variant.get("attention", "eager")).to(device)
     if variant.get("checkpointing"):
         model.activation_checkpointing_enable()
     model.train()
@@ -241,6 +245,26 @@ VARIANTS = [
         "batch": 64,
         "compile": True,
         "compile_mode": "reduce-overhead",
+    },
+    # Not run yet: emogrid.attention's fused disentangled attention (scaled_dot_product_attention with
+    # the position terms as its additive mask, no per-example copies of the position projections).
+    {"name": "bf16_L128_b64_sdpa", "precision": "bf16", "length": 128, "batch": 64, "attention": "sdpa"},
+    {"name": "bf16_L256_b32_sdpa", "precision": "bf16", "length": 256, "batch": 32, "attention": "sdpa"},
+    {
+        "name": "bf16_L128_b64_sdpa_compile",
+        "precision": "bf16",
+        "length": 128,
+        "batch": 64,
+        "attention": "sdpa",
+        "compile": True,
+    },
+    {
+        "name": "bf16_L256_b64_sdpa_compile",
+        "precision": "bf16",
+        "length": 256,
+        "batch": 64,
+        "attention": "sdpa",
+        "compile": True,
     },
     {"name": "bf16_L256_b32_zero2", "precision": "bf16", "length": 256, "batch": 32, "deepspeed": True},
 ]

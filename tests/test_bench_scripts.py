@@ -145,3 +145,14 @@ def test_epoch_padding_counts_a_whole_epoch(synthetic_dir, tiny_corpus, tmp_path
     shares = result["padding_share"]
     assert 0 <= shares["grouped"] < shares["random"] < 1
     assert shares["grouped_short_batch_inside"]["n"] == 3
+
+
+def test_attention_benchmark_times_both_implementations_on_the_same_outputs(tmp_path):
+    result = run_bench(
+        "deberta_attention.py",
+        *("--layers", "1", "--batch", "2", "--length", "24", "--repeats", "2", "--steps", "1"),
+        cwd=tmp_path,
+    )
+    assert result["max_abs_difference_eval"] < 1e-4
+    assert set(result["step_s"]) == {"eager", "sdpa"}
+    assert all(len(values) == 2 for values in result["per_repeat_s"].values())
