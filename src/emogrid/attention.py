@@ -114,21 +114,18 @@ def relative_position_scores(self, query, key, relative_pos, rel_embeddings) -> 
     rel_embeddings = rel_embeddings[: 2 * span].unsqueeze(0)
     heads = self.num_attention_heads
     if self.share_att_key:
-        pos_key_proj = pos_query_proj = None
-        pos_key = _heads(self.key_proj(rel_embeddings), heads)
-        pos_query = _heads(self.query_proj(rel_embeddings), heads)
+        key_proj, query_proj = self.key_proj, self.query_proj
     else:
-        pos_key_proj = getattr(self, "pos_key_proj", None)
-        pos_query_proj = getattr(self, "pos_query_proj", None)
-        pos_key = _heads(pos_key_proj(rel_embeddings), heads) if pos_key_proj is not None else None
-        pos_query = _heads(pos_query_proj(rel_embeddings), heads) if pos_query_proj is not None else None
-    # [1, heads, 2 * span, d] broadcasts over the batch: no per-example copies.
+        key_proj, query_proj = getattr(self, "pos_key_proj", None), getattr(self, "pos_query_proj", None)
+    # The position projections are [1, heads, 2 * span, d] and broadcast over the batch: no copies.
     scores = None
     if "c2p" in self.pos_att_type:
+        pos_key = _heads(key_proj(rel_embeddings), heads)
         index = torch.clamp(relative_pos + span, 0, 2 * span - 1)
         c2p = torch.matmul(query, pos_key.transpose(-1, -2))
         scores = torch.gather(c2p, -1, index.expand(*c2p.shape[:-1], length))
     if "p2c" in self.pos_att_type:
+        pos_query = _heads(query_proj(rel_embeddings), heads)
         index = torch.clamp(-relative_pos + span, 0, 2 * span - 1)
         p2c = torch.matmul(key, pos_query.transpose(-1, -2))
         p2c = torch.gather(p2c, -1, index.expand(*p2c.shape[:-1], length)).transpose(-1, -2)
