@@ -74,14 +74,9 @@ def sdpa_forward(
     factor = 1 + ("c2p" in self.pos_att_type) + ("p2c" in self.pos_att_type)
     scale = 1.0 / math.sqrt(query.size(-1) * factor)
 
-    mask = attention_mask.bool()
-    if mask.dim() == 2:
-        mask = mask[:, None, None, :]
-    elif mask.dim() == 3:
-        mask = mask[:, None]
-    # A key is real if any query may attend to it: every real query then sees exactly the keys that
-    # transformers' module lets it see.
-    key_mask = mask.any(dim=-2, keepdim=True)
+    # The encoder hands every layer a [batch, 1, query, key] mask. A key is real if any query may attend
+    # to it: every real query then sees exactly the keys that transformers' module lets it see.
+    key_mask = attention_mask.bool().any(dim=-2, keepdim=True)
     bias = None
     if self.relative_attention:
         bias = relative_position_scores(self, query, key, relative_pos, self.pos_dropout(rel_embeddings))
