@@ -50,7 +50,6 @@ rule preprocess:
         # Everything the script reads from the config is a param, so changing it reruns the job.
         dataset_config=get_dataset_config,
         labels=config["labels"],
-        coverage_masking=config["data"]["coverage_masking"],
     script:
         "../workflow_scripts/preprocess.py"
 

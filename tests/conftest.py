@@ -125,7 +125,7 @@ def tiny_corpus(tmp_path_factory, labels):
 def make_cell(tiny_corpus, tmp_path):
     """A cell config over the tiny corpus; keyword arguments override training settings."""
 
-    def make(mix=None, loss=None, seed=1, output_dir=None, imbalance=None, **training):
+    def make(mix=None, loss=None, seed=1, output_dir=None, imbalance=None, coverage_masking=True, **training):
         mix = mix or {"alpha": 0.5, "beta": 0.5}
         imbalance = imbalance or {"strategy": "none"}
         files = tiny_corpus["files"]
@@ -156,6 +156,7 @@ def make_cell(tiny_corpus, tmp_path):
                 "pooling": "mean",
             },
             "loss": loss or {"type": "bce"},
+            "coverage_masking": coverage_masking,
             "mix": mix,
             "imbalance": imbalance,
             "train_files": [str(files[(d, "train")]) for d in mix],

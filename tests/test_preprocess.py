@@ -12,6 +12,7 @@ import pytest
 
 import data_fixtures
 from emogrid.errors import DatasetFormatError
+from emogrid.labels import coverage_mask, covered_labels
 from emogrid.preprocess import output_paths, preprocess_dataset
 from emogrid.readers import SPLITS, UNIFIED_COLUMNS
 
@@ -57,11 +58,16 @@ def test_expected_rows_match_and_all_means_the_total(cfg, synthetic_dir, tmp_pat
     )
 
 
-def test_coverage_masking_off(cfg, synthetic_dir, tmp_path):
+def test_the_data_keeps_the_coverage_mask_when_masking_is_off(cfg, synthetic_dir, tmp_path):
+    # The mask in the data is what evaluation scores on: switching masking off (a training setting)
+    # must not make ISEAR or MELD be scored on labels they never annotate.
     cfg.setdefault("data", {})["coverage_masking"] = False
     preprocess_dataset("meld", synthetic_dir / "meld", cfg, tmp_path / "meld")
     frame = pd.read_parquet(tmp_path / "meld" / "train.parquet")
-    assert np.stack(frame["label_mask"].to_list()).min() == 1
+    masks = np.stack(frame["label_mask"].to_list())
+    covered = covered_labels(cfg["datasets"]["meld"], cfg["labels"])
+    assert (masks == coverage_mask(cfg["datasets"]["meld"], cfg["labels"])).all()
+    assert masks.sum(axis=1).max() == len(covered) < len(cfg["labels"])
 
 
 def test_error_leaves_no_output_and_removes_stale_outputs(cfg, synthetic_dir, tmp_path):

@@ -66,12 +66,6 @@ def test_synthetic_corpus_reads_into_unified_rows(config, synthetic_dir, name):
     assert summary["covered_labels"] == covered
 
 
-def test_coverage_masking_off_gives_all_ones(config, synthetic_dir):
-    ds, labels = ds_and_labels(config, "meld")
-    frames, _ = read_dataset("meld", synthetic_dir / "meld", ds, labels, coverage_masking=False)
-    assert np.stack(frames["train"]["label_mask"].to_list()).min() == 1
-
-
 # ----------------------------------------------------------------------------- GoEmotions
 
 

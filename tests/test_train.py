@@ -201,6 +201,20 @@ def test_run_cell_writes_predictions_log_and_run_info(make_cell, tmp_path, monke
     assert rerun["global_step"] == log["global_step"]
 
 
+def test_masking_off_trains_uncovered_labels_as_negatives_and_still_scores_covered_ones(make_cell, tmp_path):
+    masked, _ = build_trainer(make_cell(output_dir=tmp_path / "on"))
+    unmasked, _ = build_trainer(make_cell(output_dir=tmp_path / "off", coverage_masking=False, eval_steps=5))
+    # alpha covers labels 0-5, beta 3-8: with masking on their rows have 6 ones, off all 28.
+    assert set(masked.train_dataset.label_mask.sum(axis=1)) == {6}
+    assert unmasked.train_dataset.label_mask.min() == 1
+    # An uncovered label is then a negative in the loss: its bias prior comes from zero positives (the
+    # 1e-3 floor) instead of staying at 0 (no data).
+    assert masked.model.classifier.bias[20].item() == 0.0
+    assert unmasked.model.classifier.bias[20].item() == pytest.approx(np.log(1e-3 / (1 - 1e-3)), rel=1e-5)
+    # What evaluation scores on is untouched: validation keeps the data's coverage mask.
+    assert set(unmasked.eval_dataset.examples.label_mask.sum(axis=1)) == {6}
+
+
 def test_cuda_arch_list_loses_suffixes_deepspeed_cannot_parse():
     from emogrid.train import plain_cuda_arch_list
 

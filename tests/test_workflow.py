@@ -127,10 +127,11 @@ def test_rerun_is_a_no_op_and_a_new_seed_runs_only_new_cells(demo_run):
     train_outputs = re.findall(r"rule train:\n(?:.*\n)*?\s+output: (.*)", dry)
     assert len(train_outputs) == 6
     assert all("/oversample/seed1/" in out for out in train_outputs)
-    # A setting that preprocessing reads reruns preprocessing (and, through its outputs, what follows).
+    # Coverage masking is a training setting: switching it off reruns the cells, not preprocessing.
     (workdir / "unmasked.yaml").write_text("data: {coverage_masking: false}\n")
     dry = snakemake(workdir, "-n", "--cores", "1", overlay=str(workdir / "unmasked.yaml")).stdout
-    assert dry.count("rule preprocess:") == 4
+    assert dry.count("rule preprocess:") == 0
+    assert dry.count("rule train:") == 6
 
 
 def test_workflow_scripts_read_the_config_only_through_params():

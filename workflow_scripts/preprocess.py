@@ -12,7 +12,6 @@ preprocess_dataset(
     {
         "datasets": {name: snakemake.params.dataset_config},
         "labels": snakemake.params.labels,
-        "data": {"coverage_masking": snakemake.params.coverage_masking},
     },
     Path(snakemake.output.summary).parent,
 )

@@ -141,6 +141,8 @@ def cell_config(
             "allow_pickle_weights": config["model"].get("allow_pickle_weights", False),
         },
         "loss": dict(config["losses"][loss]),
+        # Off: the loss treats a label a dataset does not cover as a negative. Evaluation is unaffected.
+        "coverage_masking": bool(config["data"]["coverage_masking"]),
         "mix": dict(config["mixes"][mix]),
         "imbalance": imbalance_config(config, imbalance),
         "train_files": [token_file(results, d, "train") for d in config["mixes"][mix]],

@@ -53,10 +53,13 @@ def covered_labels(ds_cfg: dict, labels: Sequence[str]) -> list[str]:
     return [label for label in labels if label in targets]
 
 
-def coverage_mask(ds_cfg: dict, labels: Sequence[str], coverage_masking: bool = True) -> np.ndarray:
-    """int8 vector over `labels`: 1 where the dataset covers the label (all 1 when masking is off)."""
-    if not coverage_masking:
-        return np.ones(len(labels), dtype=np.int8)
+def coverage_mask(ds_cfg: dict, labels: Sequence[str]) -> np.ndarray:
+    """int8 vector over `labels`: 1 where the dataset covers the label.
+
+    This is the data's `label_mask`, whatever `data.coverage_masking` says: evaluation always scores a
+    dataset on the labels it covers. Switching masking off changes only the training loss
+    (`emogrid.train.training_label_mask`).
+    """
     return multi_hot(covered_labels(ds_cfg, labels), labels)
 
 

@@ -69,13 +69,7 @@ def preprocess_dataset(name: str, raw_dir: str | Path, config: dict, out_dir: st
         path.unlink(missing_ok=True)
     temps: dict[str, Path] = {}
     try:
-        frames, summary = read_dataset(
-            name,
-            raw_dir,
-            ds_cfg,
-            config["labels"],
-            coverage_masking=config.get("data", {}).get("coverage_masking", True),
-        )
+        frames, summary = read_dataset(name, raw_dir, ds_cfg, config["labels"])
         expected = ds_cfg.get("expected_rows") or {}
         matches, mismatches = expected_rows_check(summary, expected)
         summary["expected_rows"] = dict(expected)

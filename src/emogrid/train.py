@@ -385,6 +385,16 @@ def init_bias_from_prior(
         classifier.bias.copy_(torch.from_numpy(np.log(prior / (1 - prior))).to(classifier.bias.dtype))
 
 
+def training_label_mask(coverage: np.ndarray, coverage_masking: bool) -> np.ndarray:
+    """The mask the training loss, the imbalance statistics and the bias prior use.
+
+    With masking on it is the data's coverage mask. Off, every label counts, so a label the dataset does
+    not cover is trained as a negative. Validation and test keep the coverage mask either way: a
+    dataset is always scored on the labels it covers.
+    """
+    return coverage if coverage_masking else np.ones_like(coverage)
+
+
 def build_trainer(cell: dict, callbacks: list | None = None) -> tuple[EmotionTrainer, GradientHealthCallback]:
     """The Trainer for one cell, ready to train: model, mixture sampler, loss and callbacks."""
     seed = cell["cell"]["seed"]
@@ -397,6 +407,7 @@ def build_trainer(cell: dict, callbacks: list | None = None) -> tuple[EmotionTra
         allow_pickle=cell["model"].get("allow_pickle_weights", False),
     )
     train = EncodedExamples(load_frames(cell["train_files"]))
+    train.label_mask = training_label_mask(train.label_mask, cell["coverage_masking"])
     # The imbalance strategy sees the training rows only: validation and test are loaded separately.
     imbalance = cell["imbalance"]
     weights = sampling_weights(train.dataset_names, train.labels, train.label_mask, cell["mix"], imbalance)

@@ -144,12 +144,12 @@ def _label_counts(records: Sequence[Record], covered: Sequence[str]) -> dict[str
 
 
 def read_dataset(
-    name: str, raw_dir: str | Path, ds_cfg: dict, labels: Sequence[str], coverage_masking: bool = True
+    name: str, raw_dir: str | Path, ds_cfg: dict, labels: Sequence[str]
 ) -> tuple[dict[str, pd.DataFrame], dict]:
     """Unified frames per split (train/validation/test) and the summary of what was read and kept."""
     by_split = read_splits(name, raw_dir, ds_cfg, labels)
     covered = covered_labels(ds_cfg, labels)
-    mask = coverage_mask(ds_cfg, labels, coverage_masking)
+    mask = coverage_mask(ds_cfg, labels)
     frames = {split: unified_frame(name, split, by_split[split].records, labels, mask) for split in SPLITS}
     summary = {
         "dataset": name,
