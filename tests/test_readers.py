@@ -110,6 +110,10 @@ def test_goemotions_label_file_must_equal_config_labels(goemotions_dir, config):
         (["  \t1\ta"], 1, "empty or whitespace-only text"),
         (["ok\t1\ta", "ok\t2\tb", "again\t3\ta"], 3, "duplicate id 'a' (first on line 1)"),
         (["ok\t1\ta", "ok\t1\t"], 2, "empty id"),
+        (["ok\t1\ta", "ok\t\u00b2\tb"], 2, "unknown label id '\u00b2'"),
+        # A stray quote opening a text swallows the next line: two examples would become one.
+        (["ok\t1\ta", '"I love this\t17\tb', 'so true"\t0\tc', "last\t27\td"], 2, "runs over lines 2-3"),
+        (["ok\t1\ta", '"tab\tinside"\t1\tb'], 2, "holds a tab"),
     ],
 )
 def test_goemotions_bad_input_names_file_and_line(goemotions_dir, config, lines, bad_line, problem):
@@ -371,6 +375,7 @@ def test_meld_crlf_quotes_and_typographic_characters(tmp_path, config):
         (meld_line(3, "   ", "joy", 0, 2), 4, "whitespace-only"),
         (meld_line(3, "again", "joy", 0, 1), 4, "duplicate id 'dia0_utt1' (first on line 3)"),
         (meld_line(3, "fine", "joy", 0, 2).replace(",0,2,", ",x,2,"), 4, "must be integers"),
+        (meld_line(3, "fine", "joy", 0, 2).replace(",0,2,", ",\u00b2,2,"), 4, "must be integers"),
     ],
 )
 def test_meld_bad_input_names_file_and_line(tmp_path, config, line, bad_line, problem):

@@ -124,6 +124,12 @@ def iter_csv_rows(path: Path, text: str, **csv_options) -> Iterator[tuple[int, l
         start = reader.line_num + 1
 
 
+def is_ascii_int(text: str) -> bool:
+    """Whether `int(text)` reads it as a plain number: str.isdigit also accepts "²" or "٣", which
+    `int` rejects or reads as another digit."""
+    return text.isascii() and text.isdigit()
+
+
 def check_field_count(path: Path, line: int, fields: Sequence[str], expected: int) -> None:
     if len(fields) != expected:
         raise DatasetFormatError(path, line, f"expected {expected} fields, got {len(fields)}")

@@ -17,6 +17,7 @@ from emogrid.readers._common import (
     check_field_count,
     check_unique_ids,
     decode_utf8,
+    is_ascii_int,
     iter_csv_rows,
     map_labels,
     physical_lines,
@@ -55,12 +56,26 @@ def parse_label_ids(path: Path, line: int, field: str, label_names: Sequence[str
     names = []
     for part in field.split(","):
         part = part.strip()
-        if not part.isdigit() or int(part) >= len(label_names):
+        if not is_ascii_int(part) or int(part) >= len(label_names):
             raise DatasetFormatError(
                 path, line, f"unknown label id {part!r} in {field!r} (ids are 0..{len(label_names) - 1})"
             )
         names.append(label_names[int(part)])
     return names
+
+
+def check_one_line(path: Path, line: int, fields: Sequence[str]) -> None:
+    """A GoEmotions example is one line. A record that spans several (or holds a tab inside quotes)
+    comes from a text starting with a stray `"`: the CSV reader then swallows the following lines up
+    to the next quote, merging examples into one."""
+    joined = "\t".join(fields)
+    if "\n" in joined:
+        last = line + joined.count("\n")
+        raise DatasetFormatError(
+            path, line, f"one record runs over lines {line}-{last}: an unbalanced '\"' at the start of a text?"
+        )
+    if any("\t" in field for field in fields):
+        raise DatasetFormatError(path, line, "a quoted field holds a tab: an unbalanced '\"' at the start of a text?")
 
 
 def read_goemotions(
@@ -71,6 +86,7 @@ def read_goemotions(
     result = FileRecords(path, skip_malformed=skips_malformed(ds_cfg))
     for line, fields in iter_csv_rows(path, decode_utf8(path), delimiter="\t"):
         with result.row(line):
+            check_one_line(path, line, fields)
             check_field_count(path, line, fields, FIELDS)
             text, label_field, example_id = fields
             names = parse_label_ids(path, line, label_field, label_names)

@@ -17,6 +17,7 @@ from emogrid.readers._common import (
     check_header,
     check_unique_ids,
     decode_utf8,
+    is_ascii_int,
     iter_csv_rows,
     map_labels,
     require_text,
@@ -43,7 +44,7 @@ TEXT, EMOTION, DIALOGUE, UTTERANCE = (
 
 def meld_id(path: Path, line: int, dialogue: str, utterance: str, prefix: str = "") -> str:
     """`{prefix}dia{D}_utt{U}`, the name MELD gives the utterance's clip."""
-    if not (dialogue.strip().isdigit() and utterance.strip().isdigit()):
+    if not (is_ascii_int(dialogue.strip()) and is_ascii_int(utterance.strip())):
         raise DatasetFormatError(
             path, line, f"Dialogue_ID {dialogue!r} and Utterance_ID {utterance!r} must be integers"
         )
