@@ -69,13 +69,12 @@ def check_one_line(path: Path, line: int, fields: Sequence[str]) -> None:
     comes from a text starting with a stray `"`: the CSV reader then swallows the following lines up
     to the next quote, merging examples into one."""
     joined = "\t".join(fields)
+    stray = "an unbalanced '\"' at the start of a text?"
     if "\n" in joined:
         last = line + joined.count("\n")
-        raise DatasetFormatError(
-            path, line, f"one record runs over lines {line}-{last}: an unbalanced '\"' at the start of a text?"
-        )
+        raise DatasetFormatError(path, line, f"one record runs over lines {line}-{last}: {stray}")
     if any("\t" in field for field in fields):
-        raise DatasetFormatError(path, line, "a quoted field holds a tab: an unbalanced '\"' at the start of a text?")
+        raise DatasetFormatError(path, line, f"a quoted field holds a tab: {stray}")
 
 
 def read_goemotions(
