@@ -58,6 +58,20 @@ def test_label_map_to_unknown_label_names_the_key(config):
         check_config(config)
 
 
+def test_one_file_for_two_splits_names_the_key(config):
+    # MELD's ids carry their split, so only this check stops a test split that is the training file.
+    config["datasets"]["meld"]["splits"]["test"] = "train_sent_emo.csv"
+    with pytest.raises(ConfigError, match=r"datasets\.meld\.splits\.test.*also the train split"):
+        check_config(config)
+
+
+def test_one_file_under_two_names_names_the_key(config):
+    files = config["datasets"]["meld"]["files"]
+    files["copy_of_train.csv"] = dict(files["train_sent_emo.csv"])
+    with pytest.raises(ConfigError, match=r"datasets\.meld\.files\.copy_of_train\.csv\.md5"):
+        check_config(config)
+
+
 def test_unknown_evaluation_dataset_is_an_error(config):
     config["evaluation"]["datasets"] = ["goemotions", "nope"]
     with pytest.raises(ConfigError, match="evaluation.datasets"):

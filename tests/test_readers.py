@@ -1,6 +1,7 @@
 """Readers: the native formats with their quirks, every kind of bad input, the ISEAR split, and the
 real files (when ../shared/data is there)."""
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -147,6 +148,17 @@ def test_missing_split_file_through_read_dataset(goemotions_dir, config):
     with pytest.raises(DatasetFormatError, match="missing file") as error:
         read_dataset("goemotions", goemotions_dir, ds, labels)
     assert error.value.path == str(goemotions_dir / ds["splits"]["validation"])
+
+
+def test_a_split_file_copied_from_another_is_refused(synthetic_dir, config, tmp_path):
+    # MELD ids carry their split, so a copy of train saved as the test file passes the id check.
+    ds, labels = ds_and_labels(config, "meld")
+    raw = tmp_path / "meld"
+    shutil.copytree(synthetic_dir / "meld", raw)
+    shutil.copyfile(raw / ds["splits"]["train"], raw / ds["splits"]["test"])
+    with pytest.raises(DatasetFormatError, match="same bytes as the train file") as error:
+        read_dataset("meld", raw, ds, labels)
+    assert error.value.path == str(raw / ds["splits"]["test"])
 
 
 def test_ids_must_be_unique_across_splits(goemotions_dir, config):

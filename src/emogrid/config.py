@@ -28,11 +28,27 @@ def check_config(config: dict) -> None:
             raise ConfigError(
                 f"datasets.{name}.split", "an unsplit dataset (splits: {all: ...}) needs a split: block"
             )
+        split_of: dict[str, str] = {}
         for split, filename in ds["splits"].items():
             if filename not in ds["files"]:
                 raise ConfigError(
                     f"datasets.{name}.splits.{split}", f"{filename!r} is not listed under files"
                 )
+            if filename in split_of:
+                raise ConfigError(
+                    f"datasets.{name}.splits.{split}",
+                    f"{filename!r} is also the {split_of[filename]} split: each split needs its own file",
+                )
+            split_of[filename] = split
+        file_of: dict[str, str] = {}
+        for filename, spec in ds["files"].items():
+            md5 = spec.get("md5")
+            if md5 and md5 in file_of:
+                raise ConfigError(
+                    f"datasets.{name}.files.{filename}.md5",
+                    f"same md5 as {file_of[md5]!r}: one file under two names",
+                )
+            file_of[md5] = filename
         targets = (
             [] if ds["label_map"] == "identity" else [t for t in ds["label_map"].values() if t is not None]
         )

@@ -6,6 +6,7 @@ configured labels) and label_mask (int8, 1 where the dataset's taxonomy covers t
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -101,9 +102,26 @@ def read_splits(
         raise ConfigError(
             f"datasets.{name}.splits", f"needs {list(SPLITS)} or {UNSPLIT}, got {sorted(splits)}"
         )
+    _check_split_files_differ(name, {split: raw_dir / splits[split] for split in SPLITS})
     by_split = {split: read_file(raw_dir / splits[split], split) for split in SPLITS}
     _check_ids_unique_across_splits(by_split)
     return by_split
+
+
+def _check_split_files_differ(name: str, paths: dict[str, Path]) -> None:
+    """Two splits read from byte-identical files (a copy of train as test) would test on training
+    data; MELD's split-prefixed ids would not catch it."""
+    seen: dict[str, tuple[str, Path]] = {}
+    for split, path in paths.items():
+        if not path.is_file():
+            continue  # the reader names the missing file
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        if digest in seen:
+            other, other_path = seen[digest]
+            raise DatasetFormatError(
+                path, None, f"{name}: the {split} file has the same bytes as the {other} file {other_path}"
+            )
+        seen[digest] = (split, path)
 
 
 def _check_ids_unique_across_splits(by_split: dict[str, FileRecords]) -> None:
