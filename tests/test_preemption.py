@@ -171,15 +171,21 @@ def test_training_identity_covers_data_model_and_code_contents(tmp_path):
         "train_files": [str(data)],
         "validation_files": [],
         "eval_files": ["not read"],
+        "threshold_grid": {"start": 0.05, "stop": 0.95, "step": 0.05},
         "training": {"learning_rate": 1e-3, "save_steps": 10},
     }
     before = training_identity(cell)
     assert sorted(before["inputs"]["model"]) == ["config.json", "model.safetensors"]
     # Bookkeeping changes nothing: the hub's cache folder, the fetch record (pinning model.revision to
-    # the commit it names rewrites it), the evaluation targets, save_steps.
+    # the commit it names rewrites it), the evaluation targets and threshold grid, save_steps.
     (model / ".cache" / "download.lock").write_text("another download")
     (model / "emogrid_source.json").write_text('{"revision_requested": "0123abc"}')
-    moved = {**cell, "eval_files": [], "training": {**cell["training"], "save_steps": 99}}
+    moved = {
+        **cell,
+        "eval_files": [],
+        "threshold_grid": {"start": 0.01, "stop": 0.99, "step": 0.01},
+        "training": {**cell["training"], "save_steps": 99},
+    }
     assert training_identity(moved) == before
     (model / "model.safetensors").write_bytes(b"other weights")
     assert identity_changes(before, training_identity(cell)) == ["the model files"]

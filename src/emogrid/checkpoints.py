@@ -38,6 +38,9 @@ NOT_TRAINING_IDENTITY = (
     "tiny_grad_patience",
     "max_fp16_overflow_steps",
 )
+# Cell keys outside `training` that only evaluation reads: which splits are predicted after training,
+# and the threshold grid of the validation F1 logged during training (no selection uses it).
+NOT_TRAINING_CELL_KEYS = ("eval_files", "threshold_grid")
 
 
 def log(message: str) -> None:
@@ -150,7 +153,7 @@ def code_digest() -> str:
 def training_identity(cell: dict) -> dict:
     """What a checkpoint depends on: the cell minus evaluation targets and bookkeeping settings, and
     the contents of its inputs."""
-    identity = {k: v for k, v in cell.items() if k != "eval_files"}
+    identity = {k: v for k, v in cell.items() if k not in NOT_TRAINING_CELL_KEYS}
     identity["training"] = {k: v for k, v in cell["training"].items() if k not in NOT_TRAINING_IDENTITY}
     identity["inputs"] = input_digests(cell)
     return json.loads(json.dumps(identity, default=str))
