@@ -40,6 +40,7 @@ def test_writes_unified_parquet_and_summary(cfg, synthetic_dir, tmp_path, caplog
     # The synthetic corpus is smaller than the published one: reported and warned about, not fatal.
     assert summary["expected_rows_match"] is False
     assert summary["expected_rows"] == cfg["datasets"]["semeval2018_ec"]["expected_rows"]
+    assert summary["expected_rows_mismatches"] == {s: summary["splits"][s]["read"] for s in SPLITS}
     assert "expected_rows" in caplog.text
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -282,6 +284,9 @@ SUMMARIES = {
         "splits": {"train": {"read": 9989, "kept": 9989, "dropped": {}}},
         "label_counts": {"train": {"anger": 1109, "neutral": 4710}},
         "covered_labels": ["anger", "neutral"],
+        "expected_rows": {"train": 9989},
+        "expected_rows_match": True,
+        "expected_rows_mismatches": {},
     },
 }
 
@@ -292,6 +297,7 @@ def test_data_summary_table_rows():
         "dataset",
         "split",
         "read",
+        "published",
         "kept",
         "dropped",
         "dropped_reasons",
@@ -305,6 +311,8 @@ def test_data_summary_table_rows():
     overlap = table.set_index(["dataset", "split"])["text_in_train"]
     assert overlap[("isear", "test")] == 3
     assert overlap[[("isear", "train"), ("meld", "train")]].isna().all()
+    published = table.set_index(["dataset", "split"])["published"]
+    assert published[("meld", "train")] == 9989 and pd.isna(published[("isear", "train")])
 
 
 def test_label_frequency_table_marks_uncovered_labels_missing():
@@ -323,3 +331,12 @@ def test_write_data_summary_files(tmp_path):
     assert "non-answer: 90" in paths["md"].read_text()
     assert "<table" in paths["html"].read_text()
     assert not list((tmp_path / "tables").glob("*.tmp"))
+    assert "differ from the published counts" not in paths["md"].read_text()
+
+
+def test_the_data_summary_says_which_row_counts_differ_from_the_published_ones(tmp_path):
+    summaries = copy.deepcopy(SUMMARIES)
+    summaries["isear"] |= {"expected_rows": {"all": 7666}, "expected_rows_mismatches": {"all": 6970}}
+    paths = write_data_summary(summaries, tmp_path / "data_summary")
+    for kind in ("md", "html"):
+        assert "isear all: read 6970, published 7666" in paths[kind].read_text()

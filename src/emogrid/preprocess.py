@@ -74,6 +74,8 @@ def preprocess_dataset(name: str, raw_dir: str | Path, config: dict, out_dir: st
         matches, mismatches = expected_rows_check(summary, expected)
         summary["expected_rows"] = dict(expected)
         summary["expected_rows_match"] = matches
+        # key -> rows read, for each published count that differs: shown in the report's data summary.
+        summary["expected_rows_mismatches"] = mismatches
         if not matches:
             # Synthetic and demo corpora have other sizes, so this is worth a warning, not a failure.
             log.warning("%s: rows read %s differ from expected_rows %s", name, mismatches, expected)

@@ -485,12 +485,14 @@ def _dropped_text(dropped: Mapping[str, int]) -> str:
 
 
 def data_summary_table(summaries: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
-    """One row per (dataset, split): columns dataset, split, read, kept, dropped (total),
-    dropped_reasons ("reason: n; ..."; empty when nothing was dropped) and text_in_train (kept rows of
-    an evaluation split whose text, case and spacing ignored, a train row also has; empty for train)."""
+    """One row per (dataset, split): columns dataset, split, read, published (the split's row count
+    from `expected_rows`; empty when none is given), kept, dropped (total), dropped_reasons
+    ("reason: n; ..."; empty when nothing was dropped) and text_in_train (kept rows of an evaluation
+    split whose text, case and spacing ignored, a train row also has; empty for train)."""
     rows = []
     for dataset, summary in summaries.items():
         overlap = summary.get("texts_also_in_train", {})
+        published = summary.get("expected_rows", {})
         for split, counts in summary["splits"].items():
             dropped = counts.get("dropped", {}) or {}
             rows.append(
@@ -498,14 +500,28 @@ def data_summary_table(summaries: Mapping[str, Mapping[str, Any]]) -> pd.DataFra
                     "dataset": summary.get("dataset", dataset),
                     "split": split,
                     "read": int(counts["read"]),
+                    "published": published.get(split),
                     "kept": int(counts["kept"]),
                     "dropped": int(sum(dropped.values())),
                     "dropped_reasons": _dropped_text(dropped),
                     "text_in_train": overlap.get(split),
                 }
             )
-    columns = ["dataset", "split", "read", "kept", "dropped", "dropped_reasons", "text_in_train"]
-    return pd.DataFrame(rows, columns=columns).astype({"text_in_train": "Int64"})
+    columns = ["dataset", "split", "read", "published", "kept", "dropped", "dropped_reasons", "text_in_train"]
+    return pd.DataFrame(rows, columns=columns).astype({"published": "Int64", "text_in_train": "Int64"})
+
+
+def row_count_mismatches(summaries: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """ "<dataset> <split>: read <n>, published <m>" for each published row count (`expected_rows`; split
+    `all` is the total) that the rows read differ from."""
+    lines = []
+    for dataset, summary in summaries.items():
+        published = summary.get("expected_rows", {})
+        for key, read in (summary.get("expected_rows_mismatches") or {}).items():
+            lines.append(
+                f"{summary.get('dataset', dataset)} {key}: read {read}, published {published.get(key)}"
+            )
+    return lines
 
 
 def label_frequency_table(
@@ -540,12 +556,15 @@ def write_data_summary(
     paths["label_counts_csv"] = Path(f"{out_prefix}_label_counts.csv")
     _write_csv(paths["csv"], rows_table)
     _write_csv(paths["label_counts_csv"], frequency.reset_index())
+    mismatches = row_count_mismatches(summaries)
+    rows_note = "Per dataset and split, with the reasons rows were dropped."
+    if mismatches:
+        rows_note += (
+            " Rows read differ from the published counts (expected for the synthetic demo corpus or a"
+            " subset; for the real files a sign of a changed or misread file): " + "; ".join(mismatches) + "."
+        )
     sections = [
-        (
-            "Rows read, kept and dropped",
-            "Per dataset and split, with the reasons rows were dropped.",
-            rows_table,
-        ),
+        ("Rows read, kept and dropped", rows_note, rows_table),
         (
             f"Label counts ({split} split)",
             "Empty where the dataset's taxonomy does not cover the label.",
