@@ -147,7 +147,13 @@ rule plots:
 
 rule data_summary:
     input:
-        expand(f"{RESULTS}/data/{{dataset}}/summary.json", dataset=DATASETS),
+        summaries=expand(f"{RESULTS}/data/{{dataset}}/summary.json", dataset=DATASETS),
+        # The texts, for the evaluation rows another dataset's train split also has.
+        data=expand(
+            f"{RESULTS}/data/{{dataset}}/{{split}}.parquet",
+            dataset=DATASETS,
+            split=SPLITS,
+        ),
     output:
         md=report(
             f"{RESULTS}/tables/data_summary.md",

@@ -28,6 +28,7 @@ from emogrid.readers import (
     read_isear,
     read_meld,
     read_semeval,
+    texts_in_other_train,
 )
 from emogrid.readers.isear import assign_isear_splits, clean_isear_text, is_non_answer
 
@@ -443,3 +444,15 @@ def test_real_files_give_published_counts(config, name):
         assert read == PUBLISHED_ROWS[name]
         assert all(not counts["dropped"] for counts in summary["splits"].values())
     assert all(frame["text"].str.len().gt(0).all() for frame in frames.values())
+
+
+def test_texts_in_other_train_count_evaluation_rows_another_datasets_train_has():
+    texts = {
+        "a": {"train": ["Hello  there", "x"], "validation": ["hello there", "y"], "test": ["z"]},
+        "b": {"train": ["Y"], "validation": ["x"], "test": ["HELLO there", " X ", "w"]},
+    }
+    # a's own train text "hello there" is not counted for a (that is text_in_train), only b's "Y".
+    assert texts_in_other_train(texts) == {
+        "a": {"validation": 1, "test": 0},
+        "b": {"validation": 1, "test": 2},
+    }

@@ -302,6 +302,7 @@ def test_data_summary_table_rows():
         "dropped",
         "dropped_reasons",
         "text_in_train",
+        "text_in_other_train",
     ]
     isear_train = table[(table["dataset"] == "isear") & (table["split"] == "train")].iloc[0]
     assert isear_train["dropped"] == 100
@@ -311,6 +312,9 @@ def test_data_summary_table_rows():
     overlap = table.set_index(["dataset", "split"])["text_in_train"]
     assert overlap[("isear", "test")] == 3
     assert overlap[[("isear", "train"), ("meld", "train")]].isna().all()
+    assert table["text_in_other_train"].isna().all()  # not computed without the texts
+    other = data_summary_table(SUMMARIES, {"isear": {"test": 2}})
+    assert other.set_index(["dataset", "split"])["text_in_other_train"][("isear", "test")] == 2
     published = table.set_index(["dataset", "split"])["published"]
     assert published[("meld", "train")] == 9989 and pd.isna(published[("isear", "train")])
 

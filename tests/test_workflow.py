@@ -106,6 +106,10 @@ def test_demo_data_summary_counts_every_row(demo_run):
     assert (summary["read"] == summary["kept"] + summary["dropped"]).all()
     isear = summary[summary["dataset"] == "isear"]
     assert isear["dropped"].sum() > 0  # the synthetic ISEAR has non-answers, which are dropped and counted
+    # Overlap with other datasets' train splits is counted for every evaluation split, not for train.
+    evaluation = summary["split"] != "train"
+    assert summary.loc[evaluation, "text_in_other_train"].notna().all()
+    assert summary.loc[~evaluation, "text_in_other_train"].isna().all()
 
 
 @pytest.mark.slow

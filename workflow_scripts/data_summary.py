@@ -2,11 +2,16 @@ import sys
 from pathlib import Path
 
 from emogrid.io import read_json
+from emogrid.preprocess import cross_dataset_overlap
 from emogrid.report import write_data_summary
 
 sys.stderr = open(snakemake.log[0], "w")
 
-summaries = {Path(p).parent.name: read_json(p) for p in snakemake.input}
+data_dirs = {Path(p).parent.name: Path(p).parent for p in snakemake.input.summaries}
 write_data_summary(
-    summaries, Path(snakemake.output.csv).with_suffix(""), labels=snakemake.params.labels
+    {name: read_json(d / "summary.json") for name, d in data_dirs.items()},
+    Path(snakemake.output.csv).with_suffix(""),
+    labels=snakemake.params.labels,
+    other_train=cross_dataset_overlap(data_dirs),
 )
+

@@ -6,12 +6,14 @@ import json
 import logging
 import os
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
+import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from emogrid.readers import SPLITS, UNIFIED_COLUMNS, read_dataset
+from emogrid.readers import SPLITS, UNIFIED_COLUMNS, read_dataset, texts_in_other_train
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +33,17 @@ SUMMARY_FILE = "summary.json"
 def output_paths(out_dir: str | Path) -> dict[str, Path]:
     out_dir = Path(out_dir)
     return {**{split: out_dir / f"{split}.parquet" for split in SPLITS}, "summary": out_dir / SUMMARY_FILE}
+
+
+def cross_dataset_overlap(data_dirs: Mapping[str, str | Path]) -> dict[str, dict[str, int]]:
+    """`texts_in_other_train` over the preprocessed splits in each dataset's directory."""
+    texts = {
+        name: {
+            split: pd.read_parquet(Path(d) / f"{split}.parquet", columns=["text"])["text"] for split in SPLITS
+        }
+        for name, d in data_dirs.items()
+    }
+    return texts_in_other_train(texts)
 
 
 def expected_rows_check(summary: dict, expected: dict[str, int]) -> tuple[bool, dict[str, int]]:

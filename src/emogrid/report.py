@@ -484,11 +484,17 @@ def _dropped_text(dropped: Mapping[str, int]) -> str:
     return "; ".join(f"{reason}: {count}" for reason, count in dropped.items() if count)
 
 
-def data_summary_table(summaries: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+def data_summary_table(
+    summaries: Mapping[str, Mapping[str, Any]],
+    other_train: Mapping[str, Mapping[str, int]] | None = None,
+) -> pd.DataFrame:
     """One row per (dataset, split): columns dataset, split, read, published (the split's row count
     from `expected_rows`; empty when none is given), kept, dropped (total), dropped_reasons
     ("reason: n; ..."; empty when nothing was dropped) and text_in_train (kept rows of an evaluation
-    split whose text, case and spacing ignored, a train row also has; empty for train)."""
+    split whose text, case and spacing ignored, a train row also has; empty for train) and, given
+    `other_train` (`emogrid.preprocess.cross_dataset_overlap`), text_in_other_train: the same against
+    the other datasets' train splits, which a mix trains on too."""
+    other_train = other_train or {}
     rows = []
     for dataset, summary in summaries.items():
         overlap = summary.get("texts_also_in_train", {})
@@ -505,10 +511,22 @@ def data_summary_table(summaries: Mapping[str, Mapping[str, Any]]) -> pd.DataFra
                     "dropped": int(sum(dropped.values())),
                     "dropped_reasons": _dropped_text(dropped),
                     "text_in_train": overlap.get(split),
+                    "text_in_other_train": other_train.get(summary.get("dataset", dataset), {}).get(split),
                 }
             )
-    columns = ["dataset", "split", "read", "published", "kept", "dropped", "dropped_reasons", "text_in_train"]
-    return pd.DataFrame(rows, columns=columns).astype({"published": "Int64", "text_in_train": "Int64"})
+    columns = [
+        "dataset",
+        "split",
+        "read",
+        "published",
+        "kept",
+        "dropped",
+        "dropped_reasons",
+        "text_in_train",
+        "text_in_other_train",
+    ]
+    counts = {"published": "Int64", "text_in_train": "Int64", "text_in_other_train": "Int64"}
+    return pd.DataFrame(rows, columns=columns).astype(counts)
 
 
 def row_count_mismatches(summaries: Mapping[str, Mapping[str, Any]]) -> list[str]:
@@ -547,10 +565,11 @@ def write_data_summary(
     out_prefix: str | Path,
     split: str = "train",
     labels: Sequence[str] | None = None,
+    other_train: Mapping[str, Mapping[str, int]] | None = None,
 ) -> dict[str, Path]:
     """<prefix>.csv (rows per split), <prefix>_label_counts.csv, and <prefix>.md / <prefix>.html with
     both tables."""
-    rows_table = data_summary_table(summaries)
+    rows_table = data_summary_table(summaries, other_train)
     frequency = label_frequency_table(summaries, split=split, labels=labels)
     paths = _output_paths(out_prefix)
     paths["label_counts_csv"] = Path(f"{out_prefix}_label_counts.csv")

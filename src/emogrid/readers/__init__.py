@@ -7,7 +7,7 @@ configured labels) and label_mask (int8, 1 where the dataset's taxonomy covers t
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -193,6 +193,21 @@ def read_dataset(
 
 def normalized_text(text: str) -> str:
     return " ".join(text.casefold().split())
+
+
+def texts_in_other_train(texts: Mapping[str, Mapping[str, Sequence[str]]]) -> dict[str, dict[str, int]]:
+    """Per dataset and evaluation split: how many rows have a text (case and spacing ignored) that a
+    train row of another dataset has. In a mix those texts were seen in training too."""
+    train = {name: {normalized_text(t) for t in splits["train"]} for name, splits in texts.items()}
+    counts = {}
+    for name, splits in texts.items():
+        others = set().union(*(seen for other, seen in train.items() if other != name))
+        counts[name] = {
+            split: sum(normalized_text(t) in others for t in splits[split])
+            for split in SPLITS
+            if split != "train"
+        }
+    return counts
 
 
 def texts_also_in_train(frames: dict[str, pd.DataFrame]) -> dict[str, int]:
