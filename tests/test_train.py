@@ -160,6 +160,25 @@ def test_gradient_health_warns_when_norm_stays_tiny():
     assert any("gradient norm" in str(w.message) for w in caught)
 
 
+def test_gradient_health_carries_an_earlier_attempts_streak_and_warning_into_a_resumed_run():
+    class Resumed:
+        global_step = 4
+        log_history = [{"step": s, "grad_norm": n} for s, n in [(1, 1e-2), (2, 1e-5), (3, 1e-5), (4, 1e-5)]]
+
+    callback = GradientHealthCallback(threshold=1e-3, patience=3)
+    callback.on_train_begin(None, Resumed(), None)
+    assert len(callback.warnings) == 1 and "at step 4" in callback.warnings[0]
+    # A streak cut short by the preemption continues: two more tiny logs after resuming make 3.
+    short = GradientHealthCallback(threshold=1e-3, patience=3)
+    Resumed.log_history = Resumed.log_history[:3]
+    short.on_train_begin(None, Resumed(), None)
+    assert short.warnings == [] and short.tiny_streak == 2
+    with warnings.catch_warnings(record=True):
+        warnings.simplefilter("always")
+        short.on_log(None, Resumed(), None, logs={"grad_norm": 1e-5})
+    assert len(short.warnings) == 1
+
+
 def test_scrub_removes_credentials():
     cleaned = scrub({"env": {"HF_TOKEN": "hf_secret", "WANDB_API_KEY": "k", "SEED": 1}})
     assert cleaned["env"] == {"HF_TOKEN": "<scrubbed>", "WANDB_API_KEY": "<scrubbed>", "SEED": 1}

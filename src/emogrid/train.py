@@ -139,17 +139,27 @@ class GradientHealthCallback(TrainerCallback):
         self.tiny_streak = 0
         self.warnings: list[str] = []
 
+    def on_train_begin(self, args, state, control, **kwargs):
+        # Resuming, the state holds the earlier attempts' logs (up to the checkpoint): their streak and
+        # warnings carry over, so a preemption neither hides a warning nor restarts the count.
+        self.tiny_streak, self.warnings = 0, []
+        for logs in state.log_history:
+            self.observe(logs.get("grad_norm"), logs.get("step"), warn=False)
+
     def on_log(self, args, state, control, logs=None, **kwargs):
-        norm = (logs or {}).get("grad_norm")
+        self.observe((logs or {}).get("grad_norm"), state.global_step)
+
+    def observe(self, norm: float | None, step: int | None, warn: bool = True) -> None:
         if norm is None:
             return
         self.tiny_streak = self.tiny_streak + 1 if norm < self.threshold else 0
         if self.tiny_streak == self.patience:
             message = (
                 f"gradient norm stayed below {self.threshold:g} for {self.patience} logs "
-                f"(last {norm:.3g} at step {state.global_step}): the model may not be learning"
+                f"(last {norm:.3g} at step {step}): the model may not be learning"
             )
-            warnings.warn(message, stacklevel=1)
+            if warn:
+                warnings.warn(message, stacklevel=1)
             self.warnings.append(message)
 
 
