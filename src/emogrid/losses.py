@@ -1,16 +1,8 @@
 """Multi-label losses that honour the coverage mask.
 
-Every loss takes logits, 0/1 targets and a 0/1 mask of the same shape and reduces the element-wise
-loss in two steps: each row's mean over its *unmasked* entries, then the mean over rows. A label a
-dataset cannot speak about contributes neither to its row's numerator nor to its denominator, so its
-gradient is exactly zero; and every row weighs the same whether its dataset covers 28 labels or 7.
-
-The per-row step matters in a mix. A mean over all unmasked entries of a batch would weigh a row by
-how many labels its dataset covers, relative to the other rows that happen to share its micro-batch,
-so the gradient would change with the micro-batch size, gradient accumulation and the number of GPUs
-(Trainer averages micro-batch and process means). With the row mean it does not: the mean of equal
-micro-batches' losses is the loss of the whole batch. For rows that all cover the same labels (one
-dataset, or masking off) both reductions are the same number.
+Every loss takes logits, 0/1 targets and a 0/1 mask of the same shape, and returns the mean of the
+element-wise loss over the *unmasked* entries: a label a dataset cannot speak about contributes
+neither to the numerator nor to the denominator, so its gradient is exactly zero.
 
 `pos_weight` (per label, optional: the ``pos_weight`` imbalance strategy) multiplies the positive term
 of every loss: BCE's exactly as torch's `pos_weight`, ASL's positive term the same way.
@@ -27,14 +19,12 @@ LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tenso
 
 
 def masked_mean(elementwise: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Mean over rows of each row's mean over the entries where mask is 1 (a plain mean when mask is
-    None)."""
+    """Mean over the entries where mask is 1 (all entries when mask is None)."""
     if mask is None:
         return elementwise.mean()
     mask = mask.to(elementwise.dtype)
-    # clamp: a row whose entries are all masked contributes 0, not NaN.
-    per_row = (elementwise * mask).sum(dim=-1) / mask.sum(dim=-1).clamp_min(1.0)
-    return per_row.mean()
+    # clamp: a batch whose entries are all masked gives loss 0, not NaN.
+    return (elementwise * mask).sum() / mask.sum().clamp_min(1.0)
 
 
 def bce_loss(
@@ -61,7 +51,7 @@ def asymmetric_loss(
     eps: float = 1e-8,
     pos_weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """Asymmetric loss (Ridnik et al., 2021), reduced as every loss here (`masked_mean`).
+    """Asymmetric loss (Ridnik et al., 2021), reduced by the mean over unmasked entries.
 
     Positives: -(1-p)^gamma_pos * log(p).  Negatives: -p_m^gamma_neg * log(1-p_m) with the shifted
     probability p_m = max(p - clip, 0), which discards easy negatives entirely.

@@ -56,7 +56,7 @@ class EmotionTrainer(Trainer):
 
     Guard for transformers#47688: for models whose forward takes **kwargs, Trainer assumes the loss
     was normalised by `num_items_in_batch`, so it skips the division by the gradient-accumulation
-    steps and multiplies by the world size. Our loss is a per-micro-batch mean over rows, so we declare that
+    steps and multiplies by the world size. Our loss is a per-micro-batch mean, so we declare that
     explicitly and Trainer divides by the accumulation steps as it must.
     """
 
