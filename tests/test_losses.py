@@ -65,6 +65,16 @@ def test_masked_entries_do_not_change_the_loss(name):
     torch.testing.assert_close(loss_fn(logits, targets, mask), loss_fn(logits, scrambled, mask))
 
 
+@pytest.mark.parametrize("name", ["bce", "asl", "combined"])
+def test_count_replaces_the_number_of_unmasked_entries(name):
+    # Training divides by the covered entries of the whole optimizer batch (emogrid.train).
+    logits, targets, mask = _batch(7)
+    loss_fn = build_loss({"type": name})
+    default = loss_fn(logits, targets, mask)
+    torch.testing.assert_close(loss_fn(logits, targets, mask, count=mask.sum()), default)
+    torch.testing.assert_close(loss_fn(logits, targets, mask, count=2.5 * mask.sum()), default / 2.5)
+
+
 def test_combined_is_weighted_sum():
     logits, targets, mask = _batch(5)
     got = combined_loss(logits, targets, mask, ratio=0.3)

@@ -37,7 +37,7 @@ class GradientCapture(TrainerCallback):
             }
 
 
-def first_step(make_cell, batch, accumulation, guarded=True):
+def first_step(make_cell, batch, accumulation, guarded=True, train_files=None):
     """Gradients and logged loss of one optimizer step over the same 8 examples."""
     cell = make_cell(
         per_device_train_batch_size=batch,
@@ -47,6 +47,9 @@ def first_step(make_cell, batch, accumulation, guarded=True):
         max_grad_norm=1e9,
         save_steps=1000,
     )
+    if train_files is not None:
+        cell["train_files"] = [str(path) for path in train_files.values()]
+        cell["mix"] = {name: 1.0 / len(train_files) for name in train_files}
     capture = GradientCapture()
     trainer, _ = build_trainer(cell, callbacks=[capture])
     if not guarded:
@@ -64,6 +67,33 @@ def test_accumulation_guard_matches_unaccumulated_step(make_cell):
     assert loss_4 == pytest.approx(loss_1, rel=1e-4)
     for name, grad in grads_1.items():
         torch.testing.assert_close(grads_4[name], grad, rtol=1e-3, atol=1e-6)
+
+
+@pytest.fixture
+def mixed_coverage(tiny_corpus, tmp_path):
+    """alpha's training rows (6 labels covered) and "gamma": beta's with only labels 3 and 4 covered, as
+    GoEmotions and ISEAR rows differ in a mix."""
+    frame = pd.read_parquet(tiny_corpus["files"][("beta", "train")])
+    mask = np.zeros(len(tiny_corpus["labels"]), dtype=np.int8)
+    mask[[3, 4]] = 1
+    frame["dataset"] = "gamma"
+    frame["labels"] = [np.asarray(y, dtype=np.int8) * mask for y in frame["labels"]]
+    frame["label_mask"] = [mask] * len(frame)
+    frame.to_parquet(tmp_path / "gamma_train.parquet", index=False)
+    return {"alpha": tiny_corpus["files"][("alpha", "train")], "gamma": tmp_path / "gamma_train.parquet"}
+
+
+def test_rows_covering_different_labels_get_the_same_gradient_however_the_batch_is_split(
+    make_cell, mixed_coverage
+):
+    # The loss is the mean over the covered entries of the whole optimizer batch: a per-micro-batch
+    # mean would weigh a 2-label row against the rows beside it, and the gradient would change here.
+    grads_1, loss_1 = first_step(make_cell, batch=8, accumulation=1, train_files=mixed_coverage)
+    for batch, accumulation in [(4, 2), (2, 4)]:
+        grads, loss = first_step(make_cell, batch, accumulation, train_files=mixed_coverage)
+        assert loss == pytest.approx(loss_1, rel=1e-4)
+        for name, grad in grads_1.items():
+            torch.testing.assert_close(grads[name], grad, rtol=1e-3, atol=1e-6)
 
 
 def test_without_guard_trainer_scales_loss_by_accumulation_steps(make_cell):
@@ -296,6 +326,50 @@ def test_torchrun_with_two_processes_trains_and_writes_every_prediction_once(mak
     assert info["torch_threads"] == 2
     predictions = pd.read_parquet(out / "predictions.parquet")
     assert len(predictions) == 4 * 32 and predictions["id"].is_unique
+
+
+@pytest.mark.slow
+def test_two_processes_take_the_same_step_as_one(make_cell, mixed_coverage, tmp_path):
+    """Two torchrun processes with 4 rows each log the loss and gradient norm of one process with 8
+    (the same 8 rows: the sampler's first two batches of 4), with rows covering 6 or 2 labels."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from emogrid.io import write_json
+
+    settings = dict(max_steps=1, group_by_length=False, max_grad_norm=1e9, save_steps=1000)
+    # The head's dropout would draw other masks for rows 4-7 on the second process than after rows
+    # 0-3 in one process; without it the two runs compute the same numbers.
+    script = tmp_path / "train_without_dropout.py"
+    script.write_text(
+        "import torch\nfrom emogrid.train import main\n\n"
+        "torch.nn.Dropout.forward = lambda self, x: x\nmain()\n"
+    )
+    logged = {}
+    for processes, batch in [(1, 8), (2, 4)]:
+        cell = make_cell(per_device_train_batch_size=batch, output_dir=tmp_path / f"p{processes}", **settings)
+        cell["train_files"] = [str(path) for path in mixed_coverage.values()]
+        cell["mix"] = {name: 0.5 for name in mixed_coverage}
+        write_json(tmp_path / f"cell{processes}.json", cell)
+        launcher = [
+            str(Path(sys.executable).parent / "torchrun"),
+            "--standalone",
+            f"--nproc_per_node={processes}",
+        ]
+        done = subprocess.run(
+            [*launcher, str(script), "--threads", "2", str(tmp_path / f"cell{processes}.json")],
+            capture_output=True,
+            text=True,
+            timeout=600,
+            env=os.environ | {"OMP_NUM_THREADS": "1"},
+        )
+        assert done.returncode == 0, done.stderr[-4000:]
+        log = read_json(tmp_path / f"p{processes}" / "train_log.json")
+        logged[processes] = next(e for e in log["log_history"] if "loss" in e)
+    assert logged[2]["loss"] == pytest.approx(logged[1]["loss"], rel=1e-4)
+    assert logged[2]["grad_norm"] == pytest.approx(logged[1]["grad_norm"], rel=1e-3)
 
 
 def test_job_threads_are_split_among_torchrun_processes(monkeypatch):

@@ -4,6 +4,12 @@ Every loss takes logits, 0/1 targets and a 0/1 mask of the same shape, and retur
 element-wise loss over the *unmasked* entries: a label a dataset cannot speak about contributes
 neither to the numerator nor to the denominator, so its gradient is exactly zero.
 
+`count` (optional) replaces that denominator. Training passes the number of unmasked entries of the
+whole optimizer batch (every micro-batch of a gradient-accumulation step, on every process), so the
+loss is the mean over the covered entries of the optimizer batch however it is split: in a mix, rows
+cover 28, 11 or 7 labels, and a per-micro-batch denominator would change each row's weight with the
+micro-batch size, the accumulation steps and the GPU count (`emogrid.train.EmotionTrainer`).
+
 `pos_weight` (per label, optional: the ``pos_weight`` imbalance strategy) multiplies the positive term
 of every loss: BCE's exactly as torch's `pos_weight`, ASL's positive term the same way.
 """
@@ -15,16 +21,23 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
-LossFn = Callable[[torch.Tensor, torch.Tensor, torch.Tensor | None], torch.Tensor]
+LossFn = Callable[..., torch.Tensor]  # (logits, targets, mask=None, count=None) -> scalar
 
 
-def masked_mean(elementwise: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-    """Mean over the entries where mask is 1 (all entries when mask is None)."""
-    if mask is None:
-        return elementwise.mean()
-    mask = mask.to(elementwise.dtype)
-    # clamp: a batch whose entries are all masked gives loss 0, not NaN.
-    return (elementwise * mask).sum() / mask.sum().clamp_min(1.0)
+def masked_mean(
+    elementwise: torch.Tensor, mask: torch.Tensor | None, count: torch.Tensor | float | None = None
+) -> torch.Tensor:
+    """Sum over the entries where mask is 1 (all entries when mask is None), divided by `count`, by
+    default the number of those entries."""
+    if mask is not None:
+        elementwise = elementwise * mask.to(elementwise.dtype)
+    if count is None:
+        if mask is None:
+            return elementwise.mean()
+        count = mask.sum()
+    count = torch.as_tensor(count, dtype=elementwise.dtype, device=elementwise.device)
+    # clamp: with every entry masked the sum is 0 and so is the loss, not NaN.
+    return elementwise.sum() / count.clamp_min(1e-12)
 
 
 def bce_loss(
@@ -32,13 +45,14 @@ def bce_loss(
     targets: torch.Tensor,
     mask: torch.Tensor | None = None,
     pos_weight: torch.Tensor | None = None,
+    count: torch.Tensor | float | None = None,
 ) -> torch.Tensor:
     if pos_weight is not None:
         pos_weight = pos_weight.to(device=logits.device, dtype=torch.float32)
     elementwise = F.binary_cross_entropy_with_logits(
         logits.float(), targets.float(), reduction="none", pos_weight=pos_weight
     )
-    return masked_mean(elementwise, mask)
+    return masked_mean(elementwise, mask, count)
 
 
 def asymmetric_loss(
@@ -50,6 +64,7 @@ def asymmetric_loss(
     clip: float = 0.05,
     eps: float = 1e-8,
     pos_weight: torch.Tensor | None = None,
+    count: torch.Tensor | float | None = None,
 ) -> torch.Tensor:
     """Asymmetric loss (Ridnik et al., 2021), reduced by the mean over unmasked entries.
 
@@ -64,7 +79,7 @@ def asymmetric_loss(
     if pos_weight is not None:
         loss_pos = loss_pos * pos_weight.to(device=logits.device, dtype=torch.float32)
     loss_neg = (1 - targets) * p_neg.pow(gamma_neg) * torch.log((1 - p_neg).clamp(min=eps))
-    return masked_mean(-(loss_pos + loss_neg), mask)
+    return masked_mean(-(loss_pos + loss_neg), mask, count)
 
 
 def combined_loss(
@@ -73,11 +88,12 @@ def combined_loss(
     mask: torch.Tensor | None = None,
     ratio: float = 0.7,
     pos_weight: torch.Tensor | None = None,
+    count: torch.Tensor | float | None = None,
     **asl_params: float,
 ) -> torch.Tensor:
     """ratio * ASL + (1 - ratio) * BCE."""
-    asl = asymmetric_loss(logits, targets, mask, pos_weight=pos_weight, **asl_params)
-    return ratio * asl + (1 - ratio) * bce_loss(logits, targets, mask, pos_weight)
+    asl = asymmetric_loss(logits, targets, mask, pos_weight=pos_weight, count=count, **asl_params)
+    return ratio * asl + (1 - ratio) * bce_loss(logits, targets, mask, pos_weight, count)
 
 
 _ASL_KEYS = ("gamma_neg", "gamma_pos", "clip", "eps")
@@ -90,14 +106,14 @@ def build_loss(spec: dict, pos_weight=None) -> LossFn:
     asl_params = {k: float(spec[k]) for k in _ASL_KEYS if k in spec}
     weights = None if pos_weight is None else torch.as_tensor(pos_weight, dtype=torch.float32)
     if kind == "bce":
-        return lambda logits, targets, mask=None: bce_loss(logits, targets, mask, weights)
+        return lambda logits, targets, mask=None, count=None: bce_loss(logits, targets, mask, weights, count)
     if kind == "asl":
-        return lambda logits, targets, mask=None: asymmetric_loss(
-            logits, targets, mask, pos_weight=weights, **asl_params
+        return lambda logits, targets, mask=None, count=None: asymmetric_loss(
+            logits, targets, mask, pos_weight=weights, count=count, **asl_params
         )
     if kind == "combined":
         ratio = float(spec.get("ratio", 0.7))
-        return lambda logits, targets, mask=None: combined_loss(
-            logits, targets, mask, ratio, pos_weight=weights, **asl_params
+        return lambda logits, targets, mask=None, count=None: combined_loss(
+            logits, targets, mask, ratio, pos_weight=weights, count=count, **asl_params
         )
     raise ValueError(f"unknown loss type {kind!r} (expected bce, asl or combined)")

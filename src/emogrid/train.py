@@ -56,8 +56,16 @@ class EmotionTrainer(Trainer):
 
     Guard for transformers#47688: for models whose forward takes **kwargs, Trainer assumes the loss
     was normalised by `num_items_in_batch`, so it skips the division by the gradient-accumulation
-    steps and multiplies by the world size. Our loss is a per-micro-batch mean, so we declare that
-    explicitly and Trainer divides by the accumulation steps as it must.
+    steps and multiplies by the world size. We declare that our loss is not (`model_accepts_loss_kwargs`
+    and `loss_is_scaled_for_ga` False), so Trainer divides each micro-batch's loss by the accumulation
+    steps and DDP averages over processes, as for any mean loss.
+
+    What the loss is a mean of: the covered (mask 1) label entries of the whole optimizer batch.
+    `get_batch_samples` counts them over every micro-batch of the step and every process, and
+    `compute_loss` divides a micro-batch's masked sum by that count times (accumulation steps x world
+    size), which the division and the averaging above cancel. A per-micro-batch denominator would
+    instead weigh a row by the coverage of the rows that happen to share its micro-batch, so a mix's
+    gradient would change with the micro-batch size, accumulation steps and GPU count.
     """
 
     def __init__(
@@ -86,11 +94,26 @@ class EmotionTrainer(Trainer):
         mask = inputs.pop("label_mask")
         inputs.pop("dataset_index", None)
         outputs = model(**inputs)
-        loss = self.loss_fn(outputs.logits, labels, mask)
+        count = None
+        if model.training and num_items_in_batch is not None:
+            count = num_items_in_batch / (self.current_gradient_accumulation_steps * self.args.world_size)
+        loss = self.loss_fn(outputs.logits, labels, mask, count=count)
         if model.training:
             # Checked once per optimizer step, with the gradient norm (no extra device sync).
             self._step_losses.append(loss.detach())
         return (loss, outputs) if return_outputs else loss
+
+    def get_batch_samples(self, epoch_iterator, num_batches, device):
+        """The step's micro-batches, and the covered label entries among them on every process."""
+        batch_samples, _ = super().get_batch_samples(epoch_iterator, num_batches, device)
+        if not batch_samples:
+            return batch_samples, None
+        covered = sum(batch["label_mask"].sum() for batch in batch_samples).to(
+            device=device, dtype=torch.float32
+        )
+        if self.args.world_size > 1:
+            covered = self.accelerator.gather(covered.reshape(1)).sum()
+        return batch_samples, covered
 
     def _get_grad_norm(self, model, grad_norm=None):
         norm = super()._get_grad_norm(model, grad_norm=grad_norm)
