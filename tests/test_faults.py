@@ -126,8 +126,8 @@ def test_non_finite_step_stops_the_cell_naming_step_and_last_finite_loss(make_ce
     healthy = trainer.loss_fn
     bad_step = 6
 
-    def faulty(logits, targets, mask=None):
-        loss = healthy(logits, targets, mask)
+    def faulty(logits, targets, mask=None, count=None):
+        loss = healthy(logits, targets, mask, count)
         if trainer.state.global_step + 1 < bad_step:
             return loss
         if fault == "nan_gradient" or fault == "nan_grad":
