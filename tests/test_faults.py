@@ -2,10 +2,12 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -72,6 +74,39 @@ def test_sigkill_then_rerun_equals_an_uninterrupted_run(make_cell, tmp_path):
     new_pred = pd.read_parquet(resumed / "predictions.parquet")
     assert ref_pred["id"].tolist() == new_pred["id"].tolist()
     np.testing.assert_array_equal(np.stack(ref_pred["probs"]), np.stack(new_pred["probs"]))
+
+
+@pytest.mark.slow
+def test_two_processes_resumed_in_the_second_epoch_see_that_epochs_data(make_cell, tmp_path):
+    """Under torchrun, a resume mid-epoch wraps the sampler three deep; it must still get the epoch,
+    or the rest of epoch 1 replays epoch 0's draws. 192 rows, 2 x 8 per step: 12 steps an epoch."""
+    cell = make_cell(
+        num_train_epochs=2, save_steps=4, save_total_limit=10, logging_steps=1, output_dir=tmp_path / "ddp"
+    )
+    write_json(tmp_path / "cell.json", cell)
+    torchrun = [str(Path(sys.executable).parent / "torchrun"), "--standalone", "--nproc_per_node=2"]
+    command = [*torchrun, "-m", "emogrid.train", "--threads", "2", str(tmp_path / "cell.json")]
+
+    def train():
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=600, env=os.environ | {"OMP_NUM_THREADS": "1"}
+        )
+        assert done.returncode == 0, done.stderr[-4000:]
+        return read_json(tmp_path / "ddp" / "train_log.json")
+
+    reference = step_losses(train()["log_history"])
+    assert max(reference) == 24
+    # As if killed at step 17: the checkpoints after 16 and the predictions never got written.
+    checkpoints = tmp_path / "ddp" / "checkpoints"
+    for step in complete_checkpoints(checkpoints):
+        if step > 16:
+            shutil.rmtree(checkpoints / f"checkpoint-{step}")
+    (tmp_path / "ddp" / "predictions.parquet").unlink()
+    resumed = train()
+    assert resumed["start_step"] == 16
+    losses = step_losses(resumed["log_history"])
+    for step in range(17, 25):
+        assert losses[step] == pytest.approx(reference[step], abs=1e-5), step
 
 
 @pytest.mark.parametrize(

@@ -146,6 +146,14 @@ class EmotionTrainer(Trainer):
         if loss is not None:
             self.last_finite = (loss, step)
 
+    def _run_epoch(self, *args, **kwargs):
+        # Trainer sets the epoch through the data loader's wrappers. Resuming mid-epoch under DDP they
+        # are SkipBatchSampler > BatchSamplerShard > BatchSampler > this sampler, and neither accelerate
+        # nor Trainer reaches that deep: the rest of the epoch would replay epoch 0's draws.
+        if self.train_sampler is not None:
+            self.train_sampler.set_epoch(kwargs["epoch"])
+        return super()._run_epoch(*args, **kwargs)
+
     def _get_train_sampler(self, train_dataset=None):
         return (
             self.train_sampler
