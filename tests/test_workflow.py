@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 
 from conftest import REPO_ROOT, run_snakemake
+from emogrid.config import grid_cells
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True, overlay: str | None = None):
@@ -183,7 +184,15 @@ def test_train_jobs_with_several_gpus_launch_torchrun(tmp_path):
     assert "python -m emogrid.train" in single and "torchrun" not in single
 
 
-@pytest.mark.parametrize("overlays", [(), ("config/demo.yaml",)])
+@pytest.mark.parametrize(
+    "overlays",
+    [
+        (),
+        ("config/demo.yaml",),
+        ("config/minilm_cpu.yaml",),
+        ("config/minilm_cpu.yaml", "config/minilm_cpu_grid.yaml"),
+    ],
+)
 def test_methods_caption_states_the_actual_config(overlays):
     from jinja2 import Environment, StrictUndefined
 
@@ -197,7 +206,16 @@ def test_methods_caption_states_the_actual_config(overlays):
     assert "shame → embarrassment" in text and "guilt → remorse" in text
     assert f"``{config['model']['name']}``" in text
     assert ("**not** verified" in text) == (not config["data"]["verify_md5"])
-    assert text.count("\n- **") == len(config["datasets"]) + len(config["losses"])
+    # The grid that runs (grid: selects losses and mixes) and its training length, not every named one.
+    cells = grid_cells(config)
+    losses, mixes = {c["loss"] for c in cells}, {c["mix"] for c in cells}
+    assert text.startswith(f"emogrid: a {len(losses)} loss × {len(mixes)} mix × ")
+    assert text.count("\n- **") == len(config["datasets"]) + len(losses)
+    assert all(f"**{mix}** = " in text for mix in mixes)
+    assert sum(f"**{mix}** = " in text for mix in config["mixes"]) == len(mixes)
+    steps = config["training"]["max_steps"]
+    assert (f"{steps} optimizer steps per cell" in text) == (steps > 0)
+    assert (f"{config['training']['num_train_epochs']} epochs" in text) == (steps <= 0)
 
 
 @pytest.mark.parametrize("overlays", [(), ("config/demo.yaml",)])
