@@ -175,6 +175,9 @@ def test_training_identity_covers_data_model_and_code_contents(tmp_path):
         "training": {"learning_rate": 1e-3, "save_steps": 10},
     }
     before = training_identity(cell)
+    # The processes the job got (a GRES request sets them outside the cell) set the global batch.
+    four_gpus = training_identity(cell, world_size=4)
+    assert identity_changes(before, four_gpus) == ["the number of training processes (1 -> 4)"]
     assert sorted(before["inputs"]["model"]) == ["config.json", "model.safetensors"]
     # Bookkeeping changes nothing: the hub's cache folder, the fetch record (pinning model.revision to
     # the commit it names rewrites it), the evaluation targets and threshold grid, save_steps.

@@ -150,11 +150,16 @@ def code_digest() -> str:
     return code.hexdigest()
 
 
-def training_identity(cell: dict) -> dict:
-    """What a checkpoint depends on: the cell minus evaluation targets and bookkeeping settings, and
-    the contents of its inputs."""
+def training_identity(cell: dict, world_size: int = 1) -> dict:
+    """What a checkpoint depends on: the cell minus evaluation targets and bookkeeping settings, the
+    number of training processes, and the contents of its inputs.
+
+    The process count is what the job got, not what the config says: a GRES request ("gpu:4") sets it
+    outside the cell, and it sets the global batch and the steps per epoch.
+    """
     identity = {k: v for k, v in cell.items() if k not in NOT_TRAINING_CELL_KEYS}
     identity["training"] = {k: v for k, v in cell["training"].items() if k not in NOT_TRAINING_IDENTITY}
+    identity["world_size"] = int(world_size)
     identity["inputs"] = input_digests(cell)
     return json.loads(json.dumps(identity, default=str))
 
@@ -164,14 +169,18 @@ def identity_changes(old: dict, new: dict) -> list[str]:
     inputs_old, inputs_new = old.get("inputs", {}), new.get("inputs", {})
     parts = {"data": "the training data", "model": "the model files", "code": "emogrid's code"}
     changes = [what for key, what in parts.items() if inputs_old.get(key) != inputs_new.get(key)]
-    settings_old = {k: v for k, v in old.items() if k != "inputs"}
-    settings_new = {k: v for k, v in new.items() if k != "inputs"}
+    if old.get("world_size", 1) != new.get("world_size", 1):
+        changes.insert(
+            0, f"the number of training processes ({old.get('world_size', 1)} -> {new.get('world_size', 1)})"
+        )
+    settings_old = {k: v for k, v in old.items() if k not in ("inputs", "world_size")}
+    settings_new = {k: v for k, v in new.items() if k not in ("inputs", "world_size")}
     if settings_old != settings_new:
         changes.insert(0, "the cell's settings")
     return changes
 
 
-def discard_stale_checkpoints(checkpoints: Path, cell: dict) -> None:
+def discard_stale_checkpoints(checkpoints: Path, cell: dict, world_size: int = 1) -> None:
     """Checkpoints written under other settings (a new learning rate, more epochs), other data, another
     model or other code are not resumed.
 
@@ -180,7 +189,7 @@ def discard_stale_checkpoints(checkpoints: Path, cell: dict) -> None:
     which the log says.
     """
     stamp = checkpoints / "training_identity.json"
-    identity = training_identity(cell)
+    identity = training_identity(cell, world_size)
     if any(checkpoints.glob("*checkpoint-*")):
         old = read_json(stamp) if stamp.exists() else {}
         if old == identity:

@@ -544,7 +544,7 @@ def run_cell(cell: dict) -> Path:
         args = trainer.args
         # One process decides what to resume from (and sets stale or half-written checkpoints aside).
         if trainer.is_world_process_zero():
-            discard_stale_checkpoints(checkpoints, cell)
+            discard_stale_checkpoints(checkpoints, cell, args.world_size)
             last = last_complete_checkpoint(checkpoints)
         else:
             last = None
