@@ -216,6 +216,7 @@ def test_methods_caption_states_the_actual_config(overlays):
     steps = config["training"]["max_steps"]
     assert (f"{steps} optimizer steps per cell" in text) == (steps > 0)
     assert (f"{config['training']['num_train_epochs']} epochs" in text) == (steps <= 0)
+    assert ("did **not** train for the same" in text) == (steps <= 0 and len(mixes) > 1)
 
 
 @pytest.mark.parametrize("overlays", [(), ("config/demo.yaml",)])
