@@ -1,5 +1,6 @@
 """Property-based bad input: every reader, fed mutated rows, reads each row correctly or raises an error
-that names the file and the line. Never a raw traceback, never a row that silently disappears."""
+that names the file and the line. Never a raw traceback, never a row that silently disappears, never a
+broken row kept as if it were fine."""
 
 import csv
 import io
@@ -14,22 +15,34 @@ from hypothesis import strategies as st
 
 import data_fixtures
 from emogrid.errors import DatasetFormatError
-from emogrid.readers import SPLITS, read_dataset
+from emogrid.readers import SPLITS, read_dataset, read_splits
 
 config, synthetic_dir = data_fixtures.config, data_fixtures.synthetic_dir
 
 
 # Per format: delimiter, whether line 1 is a header, the text field, a label field and a value that is
-# not a label there. ISEAR's SIT (text) is field 40 and its emotion name field 36.
+# not a label there. ISEAR's SIT (text) is field 40 and its emotion name field 36; a SIT that held line
+# breaks spans fields 40 up to the last two (STATE and an empty one), which text_end says.
 FORMATS = {
     "goemotions": {"delimiter": "\t", "header": False, "text": 0, "label": 1, "unknown": "99"},
     "semeval2018_ec": {"delimiter": "\t", "header": True, "text": 1, "label": 2, "unknown": "2"},
-    "isear": {"delimiter": "|", "header": True, "text": 40, "label": 36, "unknown": "boredom"},
+    "isear": {"delimiter": "|", "header": True, "text": 40, "text_end": -2, "label": 36, "unknown": "boredom"},
     "meld": {"delimiter": ",", "header": True, "text": 1, "label": 3, "unknown": "bored"},
 }
 
 # Mutations of one data line that leave it a well-formed, readable row.
 HARMLESS = {"crlf", "bom_at_file_start", "enormous_text", "inner_spaces"}
+# Mutations that break the row: it must never be kept as if it were fine.
+BREAKING = {
+    "drop_field",
+    "add_field",
+    "unknown_label",
+    "empty_text",
+    "whitespace_text",
+    "invalid_utf8",
+    "nul_byte",
+    "truncate_line",
+}
 MUTATIONS = sorted(
     HARMLESS
     | {
@@ -81,10 +94,10 @@ def mutate(line: str, mutation: str, fmt: dict, filler: str) -> bytes | None:
         fields = fields + ["extra"]
     elif mutation == "unknown_label":
         fields[fmt["label"]] = fmt["unknown"]
-    elif mutation == "empty_text":
-        fields[fmt["text"]] = ""
-    elif mutation == "whitespace_text":
-        fields[fmt["text"]] = " \t " if fmt["delimiter"] != "\t" else "   "
+    elif mutation in {"empty_text", "whitespace_text"}:
+        blank = "" if mutation == "empty_text" else (" \t " if fmt["delimiter"] != "\t" else "   ")
+        end = fmt.get("text_end", fmt["text"] + 1)
+        fields = fields[: fmt["text"]] + [blank] + fields[end:]
     elif mutation == "enormous_text":
         fields[fmt["text"]] = fields[fmt["text"]] + " " + "very long text " * 21_000
     elif mutation == "inner_spaces":
@@ -105,13 +118,16 @@ def count_rows(summary) -> int:
 
 @pytest.fixture(scope="module")
 def originals(config, synthetic_dir):
-    """Rows read from each untouched synthetic dataset: the baseline a mutated file is compared to."""
-    return {
-        name: count_rows(
-            read_dataset(name, synthetic_dir / name, config["datasets"][name], config["labels"])[1]
-        )
-        for name in FORMATS
-    }
+    """Per untouched synthetic dataset, the baseline a mutated file is compared to: the rows read, and
+    the id of the row kept from each (file, line)."""
+    baseline = {}
+    for name in FORMATS:
+        parts = read_splits(name, synthetic_dir / name, config["datasets"][name], config["labels"])
+        baseline[name] = {
+            "read": sum(part.read for part in parts.values()),
+            "kept_at": {(part.path.name, r.line): r.id for part in parts.values() for r in part.records},
+        }
+    return baseline
 
 
 CASES = {"tried": 0, "read": 0, "skipped": 0, "reported": 0}
@@ -180,7 +196,7 @@ def test_mutated_rows_are_read_or_reported_with_file_and_line(
             assert skip and len(summary["malformed_rows"]) == 1, summary["malformed_rows"]
             assert summary["malformed_rows"][0].startswith(f"{path}:{index + 1}: ")
         # Read: nothing vanished silently. Every row is kept or counted as dropped with a reason.
-        assert count_rows(summary) == originals[name], (mutation, summary["splits"])
+        assert count_rows(summary) == originals[name]["read"], (mutation, summary["splits"])
         for split, counts in summary["splits"].items():  # "unassigned": skipped rows of an unsplit file
             kept = len(frames[split]) if split in frames else 0
             assert sum(counts["dropped"].values()) + kept == counts["read"], (split, counts)
@@ -188,6 +204,12 @@ def test_mutated_rows_are_read_or_reported_with_file_and_line(
         assert all(t and t == t.strip() and "\x00" not in t and "\ufeff" not in t for t in texts)
         if mutation == "enormous_text":
             assert any(len(t) > 300_000 for t in texts), "the long text was cut or lost"
+        if mutation in BREAKING:
+            # The broken row is not kept as if it were fine: it was skipped or dropped with a reason
+            # (an ISEAR text left empty is a non-answer), so the row the line held is not among the kept.
+            mutated = originals[name]["kept_at"].get((target, index + 1))
+            kept = {i for split in SPLITS for i in frames[split]["id"]}
+            assert mutated is None or mutated not in kept, (mutation, mutated)
 
 
 @pytest.mark.parametrize("mutation", sorted(HARMLESS))
@@ -209,7 +231,7 @@ def test_harmless_variations_are_read(config, synthetic_dir, originals, tmp_path
                     out.append(line.encode())
             path.write_bytes(b"\n".join(out))
         _, summary = read_dataset(name, raw_dir, config["datasets"][name], config["labels"])
-        assert count_rows(summary) == originals[name], (name, mutation)
+        assert count_rows(summary) == originals[name]["read"], (name, mutation)
 
 
 def test_hypothesis_tried_many_cases():

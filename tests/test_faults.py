@@ -189,9 +189,13 @@ def test_fp16_overflow_steps_are_tolerated_up_to_the_limit(make_cell):
     trainer.check_step_is_finite(float("nan"))
     with pytest.raises(NonFiniteTrainingError, match="gradient norm"):
         trainer.check_step_is_finite(float("inf"))
-    trainer.fp16_overflows = 0
-    trainer.check_step_is_finite(1.0)  # a finite step resets the count
+    # A finite step resets the count: after it, two overflows in a row are tolerated again.
+    trainer.fp16_overflows = 1
+    trainer.check_step_is_finite(1.0)
     assert trainer.fp16_overflows == 0
+    trainer.check_step_is_finite(float("inf"))
+    trainer.check_step_is_finite(float("inf"))
+    assert trainer.fp16_overflows == 2
 
 
 def test_under_deepspeed_the_fault_message_says_the_step_was_taken(make_cell):

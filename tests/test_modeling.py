@@ -53,7 +53,39 @@ def test_unknown_pooling_is_rejected():
 
 
 def test_load_classifier_reads_safetensors_encoder(tmp_path):
-    tiny_encoder().save_pretrained(tmp_path)
+    encoder = tiny_encoder()
+    encoder.save_pretrained(tmp_path)
+    assert list(tmp_path.glob("*.safetensors"))
     model = load_classifier(str(tmp_path), num_labels=5, pooling="mean")
     assert model.classifier.out_features == 5
-    assert list(tmp_path.glob("*.safetensors"))
+    saved = encoder.state_dict()
+    loaded = model.encoder.state_dict()
+    # AutoModel adds BERT's pooler (unused: the classifier pools itself); every saved weight is loaded.
+    assert set(saved) <= set(loaded)
+    for name, tensor in saved.items():
+        torch.testing.assert_close(loaded[name], tensor, rtol=0, atol=0)
+
+
+def test_loading_never_runs_code_shipped_with_the_model(tiny_corpus, tmp_path):
+    """A model folder whose config and tokenizer config point at their own Python code (`auto_map`):
+    loading uses transformers' own classes and never imports that code."""
+    import json
+    import shutil
+
+    from emogrid.tokenize import load_tokenizer
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_corpus["model_dir"], folder)
+    marker = tmp_path / "remote_code_ran"
+    (folder / "evil.py").write_text(f"open({str(marker)!r}, 'w').close()\n")
+    for name, auto_map in [
+        ("config.json", {"AutoConfig": "evil.Config", "AutoModel": "evil.Model"}),
+        ("tokenizer_config.json", {"AutoTokenizer": ["evil.Tokenizer", "evil.Tokenizer"]}),
+    ]:
+        settings = json.loads((folder / name).read_text())
+        (folder / name).write_text(json.dumps(settings | {"auto_map": auto_map}))
+    model = load_classifier(str(folder), num_labels=28, pooling="mean")
+    tokenizer = load_tokenizer(folder)
+    assert type(model.encoder).__name__ == "DebertaV2Model"
+    assert tokenizer("a test")["input_ids"]
+    assert not marker.exists(), "the model folder's own code was imported"

@@ -80,12 +80,33 @@ def test_demo_paired_table_is_the_whole_family_with_holm(demo_run):
 
 
 @pytest.mark.slow
-def test_demo_eval_reports_tune_on_validation(demo_run):
+def test_demo_eval_reports_apply_validation_tuned_thresholds_to_test(demo_run):
+    from sklearn.metrics import f1_score
+
+    from emogrid.evaluate import tune_thresholds
+
     reports = sorted((demo_run / "runs").glob("*/*/none/seed1/eval_report.json"))
     assert len(reports) == 6
     for path in reports:
         report = json.loads(path.read_text())
         assert report["threshold_source"] == "validation"
+        # Recomputed from the cell's own predictions: thresholds tuned on the validation rows, and the
+        # reported test macro-F1 is the test rows scored at exactly those thresholds.
+        cell = json.loads((path.parent / "cell.json").read_text())
+        predictions = pd.read_parquet(path.parent / "predictions.parquet")
+        for dataset, result in report["datasets"].items():
+            covered = [cell["labels"].index(name) for name in result["covered_labels"]]
+
+            def arrays(split, rows=predictions[predictions["dataset"] == dataset]):
+                part = rows[rows["split"] == split]
+                return np.stack(part["labels"])[:, covered], np.stack(part["probs"])[:, covered]
+
+            y_val, p_val = arrays("validation")
+            tuned = tune_thresholds(y_val, p_val, cell["threshold_grid"])
+            np.testing.assert_allclose([result["thresholds"][n] for n in result["covered_labels"]], tuned)
+            y_test, p_test = arrays("test")
+            f1 = f1_score(y_test, p_test >= tuned, average="macro", zero_division=0)
+            assert result["test"]["f1_macro@tuned"] == pytest.approx(f1, abs=1e-9), (path, dataset)
         for result in report["datasets"].values():
             for split in ("validation", "test"):
                 for key in ("f1_macro@0.5", "f1_macro@tuned", "f1_micro@0.5", "f1_micro@tuned"):
