@@ -26,7 +26,14 @@ config, synthetic_dir = data_fixtures.config, data_fixtures.synthetic_dir
 FORMATS = {
     "goemotions": {"delimiter": "\t", "header": False, "text": 0, "label": 1, "unknown": "99"},
     "semeval2018_ec": {"delimiter": "\t", "header": True, "text": 1, "label": 2, "unknown": "2"},
-    "isear": {"delimiter": "|", "header": True, "text": 40, "text_end": -2, "label": 36, "unknown": "boredom"},
+    "isear": {
+        "delimiter": "|",
+        "header": True,
+        "text": 40,
+        "text_end": -2,
+        "label": 36,
+        "unknown": "boredom",
+    },
     "meld": {"delimiter": ",", "header": True, "text": 1, "label": 3, "unknown": "bored"},
 }
 

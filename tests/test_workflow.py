@@ -97,14 +97,16 @@ def test_demo_eval_reports_apply_validation_tuned_thresholds_to_test(demo_run):
         for dataset, result in report["datasets"].items():
             covered = [cell["labels"].index(name) for name in result["covered_labels"]]
 
-            def arrays(split, rows=predictions[predictions["dataset"] == dataset]):
-                part = rows[rows["split"] == split]
-                return np.stack(part["labels"])[:, covered], np.stack(part["probs"])[:, covered]
-
-            y_val, p_val = arrays("validation")
+            rows = predictions[predictions["dataset"] == dataset]
+            y_val, p_val = (
+                np.stack(rows[rows["split"] == "validation"][column])[:, covered]
+                for column in ("labels", "probs")
+            )
             tuned = tune_thresholds(y_val, p_val, cell["threshold_grid"])
             np.testing.assert_allclose([result["thresholds"][n] for n in result["covered_labels"]], tuned)
-            y_test, p_test = arrays("test")
+            y_test, p_test = (
+                np.stack(rows[rows["split"] == "test"][column])[:, covered] for column in ("labels", "probs")
+            )
             f1 = f1_score(y_test, p_test >= tuned, average="macro", zero_division=0)
             assert result["test"]["f1_macro@tuned"] == pytest.approx(f1, abs=1e-9), (path, dataset)
         for result in report["datasets"].values():
