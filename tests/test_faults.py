@@ -229,7 +229,9 @@ def test_secrets_never_reach_run_info_or_the_log(make_cell, tmp_path, monkeypatc
     cell["model"]["name"] = f"https://user:{token}@example.org/model"
     cell["hub_token"] = key
     out = run_cell(cell)
-    written = "".join(p.read_text() for p in out.glob("*.json")) + capfd.readouterr().err
+    # Every JSON the cell wrote, its checkpoints' settings stamp included.
+    written = "".join(p.read_text() for p in out.rglob("*.json")) + capfd.readouterr().err
+    assert (out / "checkpoints" / "training_identity.json").exists()
     assert token not in written and key not in written
     assert "<scrubbed>" in (out / "run_info.json").read_text()
 

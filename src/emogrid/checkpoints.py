@@ -21,6 +21,7 @@ from pathlib import Path
 from emogrid.config import SCHEDULER_ONLY
 from emogrid.hub import SOURCE_FILE
 from emogrid.io import file_hash, read_json, write_json
+from emogrid.provenance import scrub
 
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 STATE_FILE = "trainer_state.json"
@@ -190,6 +191,9 @@ def discard_stale_checkpoints(checkpoints: Path, cell: dict, world_size: int = 1
     """
     stamp = checkpoints / "training_identity.json"
     identity = training_identity(cell, world_size)
+    # Scrubbed as run_info.json is (a token in a model name or path never reaches the stamp), all but
+    # the input digests, whose file names ("tokenizer.json") would read as credential keys.
+    identity = {**scrub({k: v for k, v in identity.items() if k != "inputs"}), "inputs": identity["inputs"]}
     if any(checkpoints.glob("*checkpoint-*")):
         old = read_json(stamp) if stamp.exists() else {}
         if old == identity:

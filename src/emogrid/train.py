@@ -45,10 +45,8 @@ from emogrid.io import read_json, write_json, write_parquet
 from emogrid.losses import build_loss
 from emogrid.modeling import load_classifier
 from emogrid.preemption import Preempted, StopOnSignal
-from emogrid.provenance import image_info, package_versions
+from emogrid.provenance import image_info, package_versions, scrub
 from emogrid.tokenize import load_tokenizer
-
-SECRET_MARKERS = ("TOKEN", "KEY", "SECRET", "PASSWORD")
 
 
 class EmotionTrainer(Trainer):
@@ -332,35 +330,6 @@ def git_commit() -> str:
         return out.stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-
-
-def secret_values(environ=None) -> list[str]:
-    """Values of credential-like environment variables (HF_TOKEN, WANDB_API_KEY, ...), longest first."""
-    environ = os.environ if environ is None else environ
-    values = {
-        v for k, v in environ.items() if any(m in k.upper() for m in SECRET_MARKERS) and len(v.strip()) >= 6
-    }
-    return sorted(values, key=len, reverse=True)
-
-
-def scrub(value, secrets: list[str] | None = None):
-    """Drop anything that looks like a credential before it reaches a file.
-
-    Keys named like credentials lose their values, and the value of any credential-like environment
-    variable is cut out of every string (a token pasted into a URL or a path, say).
-    """
-    secrets = secret_values() if secrets is None else secrets
-    if isinstance(value, dict):
-        return {
-            k: ("<scrubbed>" if any(m in str(k).upper() for m in SECRET_MARKERS) else scrub(v, secrets))
-            for k, v in value.items()
-        }
-    if isinstance(value, list | tuple):
-        return [scrub(v, secrets) for v in value]
-    if isinstance(value, str):
-        for secret in secrets:
-            value = value.replace(secret, "<scrubbed>")
-    return value
 
 
 def predict_split(trainer: Trainer, frame: pd.DataFrame) -> pd.DataFrame:
