@@ -72,6 +72,27 @@ def test_one_file_under_two_names_names_the_key(config):
         check_config(config)
 
 
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [
+        (
+            lambda c: c["datasets"]["isear"]["split"]["fractions"].update(train=0.7),
+            r"datasets\.isear\.split\.fractions",
+        ),
+        (
+            lambda c: c["evaluation"]["threshold_grid"].update(start=0.9, stop=0.1),
+            r"evaluation\.threshold_grid",
+        ),
+        (lambda c: c["training"].update(deepspeed="config/zero2.yaml"), r"training\.deepspeed"),
+        (lambda c: c["datasets"]["meld"]["splits"].update(test="test.csv"), r"datasets\.meld\.splits\.test"),
+    ],
+)
+def test_cross_field_checks_name_the_key(config, change, key):
+    change(config)
+    with pytest.raises(ConfigError, match=key):
+        check_config(config)
+
+
 def test_unknown_evaluation_dataset_is_an_error(config):
     config["evaluation"]["datasets"] = ["goemotions", "nope"]
     with pytest.raises(ConfigError, match="evaluation.datasets"):

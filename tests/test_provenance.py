@@ -62,3 +62,33 @@ def test_run_table_shows_the_image_and_python_of_each_run():
     table = runs_table([in_image, on_host, base], [log, log, log])
     assert list(table["image"]) == ["emogrid-ci:cpu", "none (host environment)", "none (host environment)"]
     assert set(table["python"]) == {"3.11.2"}
+
+
+def test_run_table_shows_each_cells_warnings(tmp_path):
+    from emogrid.io import write_json
+    from emogrid.runs import write_runs_overview
+
+    info = {
+        "config": {"name": "all4/bce/seed1"},
+        "device": {"names": ["cpu"]},
+        "precision": {"bf16": False, "fp16": False},
+        "versions": {},
+        "git_commit": "abc",
+    }
+    tiny = (
+        "gradient norm stayed below 1e-06 for 5 logs (last 3e-07 at step 40): the model may not be learning"
+    )
+    logs = [
+        {"log_history": [{"loss": 0.5}], "global_step": 40, "warnings": [tiny, "fell back to the CPU"]},
+        {"log_history": [{"loss": 0.4}], "global_step": 40, "warnings": []},
+    ]
+    table = runs_table([info, info], logs)
+    assert table["warnings"].tolist() == [f"{tiny}; fell back to the CPU", ""]
+    paths = []
+    for i, (record, log) in enumerate(zip([info, info], logs, strict=True)):
+        paths.append((tmp_path / f"run_info{i}.json", tmp_path / f"train_log{i}.json"))
+        write_json(paths[-1][0], record)
+        write_json(paths[-1][1], log)
+    out = tmp_path / "runs.html"
+    write_runs_overview([p for p, _ in paths], [q for _, q in paths], out)
+    assert "the model may not be learning" in out.read_text()

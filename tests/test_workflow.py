@@ -182,9 +182,9 @@ def test_lint_is_clean(tmp_path):
     [
         ("training: {learning_rate: -0.1}", "learning_rate"),
         ("mixes: {bad: {goemotions: 1.0, emobank: 1.0}}", "mixes.bad.emobank"),
-        ("losses: {focal: {type: focal}}", "focal"),
+        ("losses: {focal: {type: focal}}", "instance['losses']['focal']['type']"),
         ("trainig: {epochs: 3}", "trainig"),
-        ("imbalance: [none, smote]", "smote"),
+        ("imbalance: [none, smote]", "instance['imbalance'][1]"),
         ("label_groups: {ekman: {joy: [glee]}}", "label_groups.ekman.joy"),
         ("evaluation: {statistics: {p_value: bayes}}", "p_value"),
         ('container: ""', "container"),
