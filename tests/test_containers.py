@@ -96,6 +96,39 @@ def test_conda_envs_pin_the_image_versions(env_file):
     assert (REPO_ROOT / "envs" / f"{env_file.stem}.post-deploy.sh").resolve().is_file()
 
 
+def run_post_deploy(tmp_path, cwd, env=None):
+    """Run the post-deploy script as Snakemake does: a copy next to the env (here under
+    tmp/.snakemake/conda/), with a stand-in `python` that prints what pip would install."""
+    import os
+    import shutil
+    import subprocess
+
+    copy = tmp_path / ".snakemake" / "conda" / "abc123_.post-deploy.sh"
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy(REPO_ROOT / "envs" / "train.post-deploy.sh", copy)
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir(exist_ok=True)
+    (fake_bin / "python").write_text('#!/bin/sh\necho "python $*"\n')
+    (fake_bin / "python").chmod(0o755)
+    environ = {k: v for k, v in os.environ.items() if k != "EMOGRID_REPO"}
+    environ |= {"PATH": f"{fake_bin}:{os.environ['PATH']}", **(env or {})}
+    return subprocess.run(["bash", str(copy)], cwd=cwd, env=environ, capture_output=True, text=True)
+
+
+def test_the_post_deploy_copy_installs_this_checkout(tmp_path):
+    install = f"python -m pip install --no-deps -e {REPO_ROOT}"
+    done = run_post_deploy(tmp_path, cwd=REPO_ROOT)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == install
+    # Started elsewhere, it needs EMOGRID_REPO, and says so instead of installing something else.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    failed = run_post_deploy(tmp_path, cwd=elsewhere)
+    assert failed.returncode == 1 and "EMOGRID_REPO" in failed.stderr and not failed.stdout
+    pointed = run_post_deploy(tmp_path, cwd=elsewhere, env={"EMOGRID_REPO": str(REPO_ROOT)})
+    assert pointed.returncode == 0 and pointed.stdout.strip() == install
+
+
 def rules_with_their_code() -> dict[str, tuple[str | None, Path]]:
     """rule -> (its conda env file, the Python file it runs), read from rules/*.smk."""
     found = {}
