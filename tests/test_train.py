@@ -1,6 +1,7 @@
 """Training: the gradient-accumulation guard, the mixture sampler, batching and a whole cell."""
 
 import json
+import os
 import warnings
 
 import numpy as np
@@ -262,6 +263,28 @@ def test_masking_off_trains_uncovered_labels_as_negatives_and_still_scores_cover
     assert unmasked.model.classifier.bias[20].item() == pytest.approx(np.log(1e-3 / (1 - 1e-3)), rel=1e-5)
     # What evaluation scores on is untouched: validation keeps the data's coverage mask.
     assert set(unmasked.eval_dataset.examples.label_mask.sum(axis=1)) == {6}
+
+
+def test_single_process_deepspeed_cells_get_a_free_port_each(monkeypatch):
+    import socket
+
+    from emogrid.train import deepspeed_env
+
+    # A first cell on this node holds its port (29511 was the fixed one every cell used).
+    with socket.socket() as first_cell:
+        first_cell.bind(("127.0.0.1", 29511))
+        first_cell.listen()
+        for key in ("MASTER_ADDR", "MASTER_PORT", "RANK", "LOCAL_RANK", "WORLD_SIZE"):
+            monkeypatch.delenv(key, raising=False)
+        deepspeed_env()
+        port = int(os.environ["MASTER_PORT"])
+        with socket.socket() as second_cell:
+            second_cell.bind(("127.0.0.1", port))  # free: the second cell's process group can bind it
+    assert os.environ["WORLD_SIZE"] == "1" and os.environ["RANK"] == "0"
+    # Under torchrun the launcher's port is kept.
+    monkeypatch.setenv("MASTER_PORT", "29400")
+    deepspeed_env()
+    assert os.environ["MASTER_PORT"] == "29400"
 
 
 def test_cuda_arch_list_loses_suffixes_deepspeed_cannot_parse():

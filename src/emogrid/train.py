@@ -262,6 +262,15 @@ def load_frames(paths: list[str]) -> pd.DataFrame:
     return pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (the OS picks it)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
 def deepspeed_env() -> None:
     """Environment DeepSpeed needs that a plain `python -m emogrid.train` may not have.
 
@@ -270,8 +279,12 @@ def deepspeed_env() -> None:
       TORCH_CUDA_ARCH_LIST (seen on an H100 image that sets it): its JIT build of FusedAdam dies with
       "invalid literal for int() ... '0a'". The plain target ("9.0") builds kernels that run there.
     """
-    single_process = {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "29511", "RANK": "0", "LOCAL_RANK": "0"}
-    for key, value in (single_process | {"WORLD_SIZE": "1"}).items():
+    if "MASTER_PORT" not in os.environ:
+        # A free port, not a fixed one: two one-GPU cells on one node would otherwise both bind it and
+        # the second would die with EADDRINUSE (and again on every retry).
+        os.environ["MASTER_PORT"] = str(free_port())
+    single_process = {"MASTER_ADDR": "127.0.0.1", "RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1"}
+    for key, value in single_process.items():
         os.environ.setdefault(key, value)
     if "TORCH_CUDA_ARCH_LIST" in os.environ:
         os.environ["TORCH_CUDA_ARCH_LIST"] = plain_cuda_arch_list(os.environ["TORCH_CUDA_ARCH_LIST"])
