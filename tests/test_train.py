@@ -287,6 +287,25 @@ def test_single_process_deepspeed_cells_get_a_free_port_each(monkeypatch):
     assert os.environ["MASTER_PORT"] == "29400"
 
 
+def test_the_deepspeed_config_leaves_optimizer_schedule_and_batch_to_trainer():
+    """DeepSpeed cells train with the recipe of every other cell: Trainer's AdamW and linear schedule
+    (DeepSpeed's own gave a log-shaped warm-up, decay on every parameter, and a FusedAdam compiled just
+    in time, which the runtime image cannot), and the batch and precision settings of the cell."""
+    from conftest import REPO_ROOT
+
+    ds = json.loads((REPO_ROOT / "config" / "deepspeed_zero2.json").read_text())
+    assert "optimizer" not in ds and "scheduler" not in ds
+    assert ds["zero_optimization"]["stage"] == 2
+    for key in (
+        "gradient_accumulation_steps",
+        "gradient_clipping",
+        "train_batch_size",
+        "train_micro_batch_size_per_gpu",
+    ):
+        assert ds[key] == "auto", key
+    assert ds["bf16"]["enabled"] == ds["fp16"]["enabled"] == "auto"
+
+
 def test_cuda_arch_list_loses_suffixes_deepspeed_cannot_parse():
     from emogrid.train import plain_cuda_arch_list
 
