@@ -202,7 +202,9 @@ def test_bad_config_fails_before_any_job_naming_the_key(tmp_path, overlay, key):
 def test_train_jobs_with_several_gpus_launch_torchrun(tmp_path):
     (tmp_path / "config").symlink_to(REPO_ROOT / "config")
     dry = snakemake(tmp_path, "-n", "-p", "--cores", "1", "--set-resources", "train:gpu=4").stdout
-    assert "torchrun --standalone --nproc_per_node=4 -m emogrid.train" in dry
+    assert (
+        "TORCH_ELASTIC_SHUTDOWN_TIMEOUT=110 torchrun --standalone --nproc_per_node=4 -m emogrid.train" in dry
+    )
     single = snakemake(tmp_path, "-n", "-p", "--cores", "1").stdout
     assert "python -m emogrid.train" in single and "torchrun" not in single
 
