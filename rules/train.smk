@@ -83,5 +83,10 @@ rule check_gpu:
         gpu=config["training"]["gpus"],
         mem_mb=2000,
         runtime=10,
+    params:
+        # A job without inputs or params never reruns: a changed GPU request (gpu or gres) must.
+        gpus=lambda wildcards, resources: requested_gpus(
+            resources.get("gpu"), resources.get("gres")
+        ),
     shell:
         "python -m emogrid.devices {output.json} {output.html} > {log} 2>&1"

@@ -119,3 +119,35 @@ def test_network_error_is_reported_not_replaced(monkeypatch, tmp_path):
 def test_no_source_at_all_is_an_error(tmp_path):
     with pytest.raises(FetchError, match="no source_dir, no url and no base_url"):
         fetch_dataset("toy", ds_cfg(), tmp_path / "raw")
+
+
+def test_a_download_cut_short_is_an_error_even_without_an_md5(tmp_path):
+    """The server announces 100 bytes and sends 50: Python's HTTP client ends the read quietly, and with
+    no md5 in the config the half file would have passed as the dataset."""
+    import http.server
+    import threading
+
+    class HalfBody(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            self.send_response(200)
+            self.send_header("Content-Length", "100")
+            self.end_headers()
+            self.wfile.write(b"x" * 50)
+            self.close_connection = True
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), HalfBody)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        cfg = {
+            "source_dir": None,
+            "base_url": f"http://127.0.0.1:{server.server_port}",
+            "files": {"a.txt": {"md5": None}},
+        }
+        with pytest.raises(FetchError, match=r"a\.txt: download (cut short: 50 of 100 bytes|failed)"):
+            fetch_dataset("toy", cfg, tmp_path / "raw", verify_md5=False)
+    finally:
+        server.shutdown()
+    assert not (tmp_path / "raw" / "a.txt").exists() and not (tmp_path / "raw" / "manifest.json").exists()

@@ -5,6 +5,7 @@ is an error naming where it was looked for and why it failed.
 
 from __future__ import annotations
 
+import http.client
 import logging
 import os
 import shutil
@@ -52,12 +53,19 @@ def _copy_local(source: Path, target: Path) -> None:
 
 
 def _download(url: str, target: Path, timeout: float) -> None:
+    """Download `url` to `target`. A body shorter than its Content-Length is an error: Python's HTTP
+    client ends such a read quietly, and a file without an md5 in the config would pass as whole."""
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response, open(target, "wb") as out:
             shutil.copyfileobj(response, out, CHUNK)
-    except (urllib.error.URLError, OSError, ValueError) as error:
+            announced = response.headers.get("Content-Length")
+            received = out.tell()
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as error:
         cause = getattr(error, "reason", None) or error
         raise FetchError(url, f"download failed: {cause}") from error
+    # Content-Length counts the bytes as sent; with a Content-Encoding they are not the bytes read.
+    if announced is not None and not response.headers.get("Content-Encoding") and received != int(announced):
+        raise FetchError(url, f"download cut short: {received} of {announced} bytes")
 
 
 def fetch_file(ds_cfg: dict, filename: str, dest_dir: Path, verify_md5: bool, timeout: float) -> dict:
