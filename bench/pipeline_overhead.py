@@ -161,6 +161,11 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=None, help="parent of the temp run dir")
     parser.add_argument("--existing", type=Path, default=None, help="a finished run's directory")
     parser.add_argument(
+        "--results",
+        default="results",
+        help="with --existing: its config's `results` directory (default results)",
+    )
+    parser.add_argument(
         "--wall", type=float, default=None, help="its total wall time (default: its Snakemake log's span)"
     )
     parser.add_argument("--out", type=Path, default=REPO / "bench/out/pipeline_overhead.json")
@@ -170,14 +175,14 @@ def main() -> None:
         if args.wall is None and line is None:
             parser.error("--existing needs --wall when the run left no Snakemake log")
         # Without --wall: the span of the run's last log, first job start to last job end (1 s resolution).
-        summary = summarize(args.existing / "results", args.wall or line["log_span_s"])
+        summary = summarize(args.existing / args.results, args.wall or line["log_span_s"])
         if line:
             summary["timeline"] = line
     else:
         with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
             workdir = Path(tmp)
             wall = run_demo(workdir, args.cores)
-            summary = summarize(workdir / "results", wall)
+            summary = summarize(workdir / "results/demo", wall)  # config/demo.yaml's `results`
             summary["timeline"] = log_timeline(workdir)
     result = {"machine": machine(), "cores": args.cores, **summary}
     print(json.dumps(result, indent=1))

@@ -16,7 +16,7 @@ from emogrid.config import (
 validate(config, schema="../schemas/config.schema.yaml")
 check_config(config)
 
-RESULTS = "results"
+RESULTS = config["results"]
 SPLITS = ["train", "validation", "test"]
 DATASETS = list(config["datasets"])
 
@@ -51,7 +51,7 @@ def get_source_files(wildcards):
 
 
 def synthetic_files():
-    """Files the synthetic generator writes: those of datasets whose source is results/synthetic."""
+    """Files the synthetic generator writes: those of datasets whose source is {RESULTS}/synthetic."""
     return [
         f"{ds['source_dir']}/{name}"
         for ds in config["datasets"].values()

@@ -93,6 +93,15 @@ def test_cross_field_checks_name_the_key(config, change, key):
         check_config(config)
 
 
+def test_the_demo_writes_only_under_its_own_results_directory():
+    real, demo = load_config(), load_config("config/demo.yaml")
+    assert real["results"] == "results" and demo["results"] == "results/demo"
+    # Its synthetic corpus lies in its own directory too (the rule generating it writes only there).
+    for ds in demo["datasets"].values():
+        assert ds["source_dir"].startswith(f"{demo['results']}/synthetic/")
+    assert demo["model"]["build_tiny"] and not real["model"]["build_tiny"]
+
+
 def test_unknown_evaluation_dataset_is_an_error(config):
     config["evaluation"]["datasets"] = ["goemotions", "nope"]
     with pytest.raises(ConfigError, match="evaluation.datasets"):

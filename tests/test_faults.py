@@ -275,7 +275,7 @@ def test_a_second_invocation_on_the_same_results_is_locked_out(tmp_path):
     from conftest import DEMO_CONFIGS, REPO_ROOT
 
     (tmp_path / "config").symlink_to(REPO_ROOT / "config")
-    target = "results/tokens/goemotions/train.parquet"  # corpus, preprocessing, model build: tens of s
+    target = "results/demo/tokens/goemotions/train.parquet"  # corpus, preprocessing, model build: tens of s
     env = os.environ | {"PYTHONPATH": str(REPO_ROOT / "src")}
     env["PATH"] = f"{os.path.dirname(sys.executable)}{os.pathsep}{env['PATH']}"
     command = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO_ROOT / "Snakefile"), "--cores", "1"]

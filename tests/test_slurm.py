@@ -96,15 +96,19 @@ def local_demo(tmp_path_factory):
 
 
 def result_files(workdir: Path) -> set[str]:
-    return {str(p.relative_to(workdir / "results")) for p in (workdir / "results").rglob("*") if p.is_file()}
+    return {
+        str(p.relative_to(workdir / "results/demo"))
+        for p in (workdir / "results/demo").rglob("*")
+        if p.is_file()
+    }
 
 
 def test_demo_grid_on_slurm_matches_a_local_run(slurm_demo, local_demo):
     workdir, result = slurm_demo
     assert "submitted with SLURM jobid" in result.stdout + result.stderr
     assert result_files(workdir) == result_files(local_demo)
-    on_cluster = pd.read_csv(workdir / "results/tables/f1_macro.csv")
-    local = pd.read_csv(local_demo / "results/tables/f1_macro.csv")
+    on_cluster = pd.read_csv(workdir / "results/demo/tables/f1_macro.csv")
+    local = pd.read_csv(local_demo / "results/demo/tables/f1_macro.csv")
     assert list(on_cluster.columns) == list(local.columns)
     numeric = on_cluster.select_dtypes("number").columns
     assert len(numeric) > 0
@@ -115,7 +119,7 @@ def test_demo_grid_on_slurm_matches_a_local_run(slurm_demo, local_demo):
 
 def test_gpu_jobs_are_scheduled_on_fake_gpus_and_fall_back_to_cpu(slurm_demo):
     workdir, _ = slurm_demo
-    results = workdir / "results"
+    results = workdir / "results/demo"
     check = read_json(results / "gpu_check.json")
     assert check["CUDA_VISIBLE_DEVICES"] and check["device_count"] == 0
     assert check["scheduler"]["SLURM_JOB_ID"]
@@ -142,19 +146,19 @@ def test_a_failing_cell_is_reported_and_the_others_finish(slurm_demo, tmp_path):
         },
     )
     # A corrupt file on the shared filesystem: only the meldonly cell trains on it.
-    (workdir / "results/tokens/meld/train.parquet").write_bytes(b"not a parquet file\n")
+    (workdir / "results/demo/tokens/meld/train.parquet").write_bytes(b"not a parquet file\n")
     started = time.time()
     result = on_slurm(workdir, overlays=[settings], check=False)
     output = result.stdout + result.stderr
     assert result.returncode != 0
     assert "Error in rule train" in output and "meldonly" in output
-    failed_log = workdir / "results/logs/train/meldonly/bce/none/seed1.log"
+    failed_log = workdir / "results/demo/logs/train/meldonly/bce/none/seed1.log"
     assert "Parquet" in failed_log.read_text(), "the failed job's own log keeps the error"
     assert list((workdir / "slurm-logs/rule_train").glob("meldonly_bce_*/*.log")), "its SLURM log is kept"
     # --keep-going: the healthy cell trained (fresh settings) and was evaluated in the same run.
-    healthy = workdir / "results/runs/goemotions/bce/none/seed1/eval_report.json"
+    healthy = workdir / "results/demo/runs/goemotions/bce/none/seed1/eval_report.json"
     assert healthy.stat().st_mtime > started
-    assert not (workdir / "results/runs/meldonly/bce/none/seed1/predictions.parquet").exists()
+    assert not (workdir / "results/demo/runs/meldonly/bce/none/seed1/predictions.parquet").exists()
 
 
 def test_a_job_killed_at_its_time_limit_resumes_from_its_checkpoint(slurm_demo, tmp_path):
@@ -176,7 +180,7 @@ def test_a_job_killed_at_its_time_limit_resumes_from_its_checkpoint(slurm_demo, 
     result = on_slurm(workdir, "--retries", "4", overlays=[settings])
     record_timing("timeout_and_resume_s", time.monotonic() - started)
     assert "SLURM status is: 'TIMEOUT'" in result.stdout + result.stderr
-    log = read_json(workdir / "results/runs/long/bce/none/seed1/train_log.json")
+    log = read_json(workdir / "results/demo/runs/long/bce/none/seed1/train_log.json")
     assert log["start_step"] > 0, "the retry started from step 0"
     assert log["resumed_from"].endswith(f"checkpoint-{log['start_step']}")
     # Attempt 1 started fresh and was killed; every later attempt resumed further on, in new SLURM jobs.
@@ -186,4 +190,4 @@ def test_a_job_killed_at_its_time_limit_resumes_from_its_checkpoint(slurm_demo, 
     assert all(0 < s for s in steps[1:]) and steps == sorted(steps), steps
     assert len({s["slurm_job_id"] for s in starts}) == len(starts)
     assert log["global_step"] >= steps[-1]
-    assert (workdir / "results/runs/long/bce/none/seed1/eval_report.json").exists()
+    assert (workdir / "results/demo/runs/long/bce/none/seed1/eval_report.json").exists()

@@ -16,13 +16,32 @@ def snakemake(workdir: Path, *args: str, check: bool = True, overlay: str | None
     return run_snakemake(workdir, *args, check=check, overlays=[overlay] if overlay else [])
 
 
+REAL_RUN_FILES = [
+    "results/model/model.safetensors",
+    "results/runs/goemotions/bce/none/seed1/checkpoints/checkpoint-500/model.safetensors",
+    "results/runs/goemotions/bce/none/seed1/predictions.parquet",
+    "results/tables/f1_macro.csv",
+]
+
+
 @pytest.fixture(scope="module")
 def demo_run(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("demo")
     (workdir / "config").symlink_to(REPO_ROOT / "config")
+    # A real run's outputs in the same checkout (results/, the default): the demo must not touch them.
+    for path in REAL_RUN_FILES:
+        (workdir / path).parent.mkdir(parents=True, exist_ok=True)
+        (workdir / path).write_text(f"real run: {path}\n")
     snakemake(workdir, "--cores", "2")
-    snakemake(workdir, "--cores", "1", "--report", str(workdir / "results/report.html"))
-    return workdir / "results"
+    snakemake(workdir, "--cores", "1", "--report", str(workdir / "results/demo/report.html"))
+    return workdir / "results/demo"
+
+
+@pytest.mark.slow
+def test_the_demo_leaves_a_real_run_in_results_untouched(demo_run):
+    workdir = demo_run.parents[1]
+    for path in REAL_RUN_FILES:
+        assert (workdir / path).read_text() == f"real run: {path}\n", path
 
 
 @pytest.mark.slow
@@ -138,7 +157,7 @@ def test_demo_data_summary_counts_every_row(demo_run):
 
 @pytest.mark.slow
 def test_rerun_is_a_no_op_and_a_new_seed_runs_only_new_cells(demo_run):
-    workdir = demo_run.parent
+    workdir = demo_run.parents[1]
     assert "Nothing to be done" in snakemake(workdir, "-n", "--cores", "1").stdout
     # A longer time limit, more memory or threads for the cells reruns nothing.
     (workdir / "rescheduled.yaml").write_text("training: {runtime: 999, mem_mb: 9999, threads: 2}\n")

@@ -14,8 +14,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 CACHE = Path(os.environ.get("EMOGRID_CONTAINER_CACHE", REPO / ".container-ci"))
-HOST = CACHE / "demo-host/results"
-CONTAINER = CACHE / "demo-container/results"
+HOST = CACHE / "demo-host/results/demo"
+CONTAINER = CACHE / "demo-container/results/demo"
 CI_IMAGE = "emogrid-ci:cpu"
 # Same torch build, same data and seeds, one CPU: the runs should agree to rounding. The tolerance
 # leaves room for a BLAS or thread-count difference, not for a different result.

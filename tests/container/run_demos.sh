@@ -40,7 +40,7 @@ run_demo() { # run_demo NAME [snakemake args...]: prints the wall time of the wo
 	# the caller's command substitution.
 	(cd "$dir" && snakemake "$@" >"$CACHE/demo-$name.log" 2>&1) || { tail -n 60 "$CACHE/demo-$name.log" >&2; return 1; }
 	echo $(($(date +%s) - t0))
-	(cd "$dir" && snakemake "$@" --report results/report.html >>"$CACHE/demo-$name.log" 2>&1) ||
+	(cd "$dir" && snakemake "$@" --report results/demo/report.html >>"$CACHE/demo-$name.log" 2>&1) ||
 		{ tail -n 30 "$CACHE/demo-$name.log" >&2; return 1; }
 }
 # The host run's rules call the .venv's `python`, as after `make demo`.
