@@ -254,7 +254,9 @@ def test_methods_caption_states_the_actual_config(overlays):
     assert f"``{config['model']['name']}``" in text
     assert ("**not** verified" in text) == (not config["data"]["verify_md5"])
     # The demo's corpus is named as synthetic; a run on the published files is not.
-    synthetic = any(ds.get("source_dir") for ds in config["datasets"].values()) and config["model"]["build_tiny"]
+    synthetic = (
+        any(ds.get("source_dir") for ds in config["datasets"].values()) and config["model"]["build_tiny"]
+    )
     assert ("**Synthetic data.**" in text) == synthetic
     # The grid that runs (grid: selects losses and mixes) and its training length, not every named one.
     cells = grid_cells(config)
