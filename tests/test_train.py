@@ -275,7 +275,11 @@ def test_single_process_deepspeed_cells_get_a_free_port_each(monkeypatch):
         first_cell.bind(("127.0.0.1", 29511))
         first_cell.listen()
         for key in ("MASTER_ADDR", "MASTER_PORT", "RANK", "LOCAL_RANK", "WORLD_SIZE"):
-            monkeypatch.delenv(key, raising=False)
+            # setenv first, so that monkeypatch restores the variable's absence afterwards: what
+            # deepspeed_env sets must not leak into later tests' subprocesses (their cells would then
+            # start process groups on one port).
+            monkeypatch.setenv(key, "unset")
+            monkeypatch.delenv(key)
         deepspeed_env()
         port = int(os.environ["MASTER_PORT"])
         with socket.socket() as second_cell:
