@@ -84,9 +84,9 @@ rule check_gpu:
         mem_mb=2000,
         runtime=10,
     params:
-        # A job without inputs or params never reruns: a changed GPU request (gpu or gres) must.
-        gpus=lambda wildcards, resources: requested_gpus(
-            resources.get("gpu"), resources.get("gres")
-        ),
+        # A job without inputs or params never reruns: a changed GPU count must. (A params function
+        # of resources did not trigger reruns on --set-resources; a gres change in a profile does not,
+        # use --forcerun check_gpu.)
+        gpus=config["training"]["gpus"],
     shell:
         "python -m emogrid.devices {output.json} {output.html} > {log} 2>&1"

@@ -163,9 +163,10 @@ def test_rerun_is_a_no_op_and_a_new_seed_runs_only_new_cells(demo_run):
     (workdir / "rescheduled.yaml").write_text("training: {runtime: 999, mem_mb: 9999, threads: 2}\n")
     dry = snakemake(workdir, "-n", "--cores", "2", overlay=str(workdir / "rescheduled.yaml")).stdout
     assert "Nothing to be done" in dry
-    # Another GPU request reruns the GPU check (it has no inputs, so only its params can trigger it).
-    dry = snakemake(workdir, "-n", "--cores", "1", "--set-resources", "check_gpu:gpu=2").stdout
-    assert "rule check_gpu:" in dry and "rule train:" not in dry
+    # Another GPU count reruns the GPU check (it has no inputs, so only its params can trigger it).
+    (workdir / "gpus.yaml").write_text("training: {gpus: 1}\n")
+    dry = snakemake(workdir, "-n", "--cores", "1", overlay=str(workdir / "gpus.yaml")).stdout
+    assert "rule check_gpu:" in dry
     (workdir / "two_seeds.yaml").write_text("seeds: [1, 2]\n")
     dry = snakemake(workdir, "-n", "--cores", "1", overlay=str(workdir / "two_seeds.yaml")).stdout
     train_outputs = re.findall(r"rule train:\n(?:.*\n)*?\s+output: (.*)", dry)
