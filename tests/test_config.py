@@ -93,7 +93,17 @@ def test_cross_field_checks_name_the_key(config, change, key):
         check_config(config)
 
 
-def test_the_demo_writes_only_under_its_own_results_directory():
+def test_every_shipped_config_writes_under_its_own_results_directory():
+    # Two configs in one directory rerun, delete and overwrite each other's outputs and checkpoints.
+    shipped = [
+        (),
+        ("config/demo.yaml",),
+        ("config/minilm_cpu.yaml",),
+        ("config/minilm_cpu.yaml", "config/minilm_cpu_grid.yaml"),
+        ("config/minilm_cpu.yaml", "bench/configs/minilm_lr1e-4.yaml"),
+    ]
+    directories = [load_config(*overlays)["results"] for overlays in shipped]
+    assert len(set(directories)) == len(shipped), directories
     real, demo = load_config(), load_config("config/demo.yaml")
     assert real["results"] == "results" and demo["results"] == "results/demo"
     # Its synthetic corpus lies in its own directory too (the rule generating it writes only there).
