@@ -215,6 +215,40 @@ def test_the_code_digest_covers_what_training_imports_and_nothing_else():
     assert names.isdisjoint({"report.py", "runs.py", "significance.py", "synthetic.py", "preprocess.py"})
 
 
+def test_editing_a_module_training_imports_changes_the_code_digest_and_a_report_module_does_not(tmp_path):
+    """On a copy of the package: one byte more in losses.py changes the digest, in report.py it does not."""
+    import shutil
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT
+
+    copy = tmp_path / "src"
+    shutil.copytree(
+        REPO_ROOT / "src" / "emogrid", copy / "emogrid", ignore=shutil.ignore_patterns("__pycache__")
+    )
+
+    def digest() -> str:
+        code = "from emogrid.checkpoints import code_digest; print(code_digest())"
+        done = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            env={"PYTHONPATH": str(copy)},
+            check=True,
+        )
+        return done.stdout.strip()
+
+    original = digest()
+    assert len(original) == 64
+    with open(copy / "emogrid" / "report.py", "a") as report:
+        report.write("\n# an edit training never imports\n")
+    assert digest() == original
+    with open(copy / "emogrid" / "losses.py", "a") as losses:
+        losses.write("\n# an edit to the training code\n")
+    assert digest() != original
+
+
 def test_checkpoints_from_an_emogrid_without_input_digests_are_not_resumed(make_cell, tmp_path, capfd):
     from emogrid.checkpoints import training_identity
 
