@@ -157,11 +157,14 @@ def training_identity(cell: dict, world_size: int = 1) -> dict:
 
     The process count is what the job got, not what the config says: a GRES request ("gpu:4") sets it
     outside the cell, and it sets the global batch and the steps per epoch.
+
+    The settings are scrubbed as run_info.json is (a token in a model name or path never reaches the
+    stamp); the input digests are not, since their file names ("tokenizer.json") read as credential keys.
     """
-    identity = {k: v for k, v in cell.items() if k not in NOT_TRAINING_CELL_KEYS}
-    identity["training"] = {k: v for k, v in cell["training"].items() if k not in NOT_TRAINING_IDENTITY}
-    identity["world_size"] = int(world_size)
-    identity["inputs"] = input_digests(cell)
+    settings = {k: v for k, v in cell.items() if k not in NOT_TRAINING_CELL_KEYS}
+    settings["training"] = {k: v for k, v in cell["training"].items() if k not in NOT_TRAINING_IDENTITY}
+    settings["world_size"] = int(world_size)
+    identity = {**scrub(settings), "inputs": input_digests(cell)}
     return json.loads(json.dumps(identity, default=str))
 
 
@@ -191,9 +194,6 @@ def discard_stale_checkpoints(checkpoints: Path, cell: dict, world_size: int = 1
     """
     stamp = checkpoints / "training_identity.json"
     identity = training_identity(cell, world_size)
-    # Scrubbed as run_info.json is (a token in a model name or path never reaches the stamp), all but
-    # the input digests, whose file names ("tokenizer.json") would read as credential keys.
-    identity = {**scrub({k: v for k, v in identity.items() if k != "inputs"}), "inputs": identity["inputs"]}
     if any(checkpoints.glob("*checkpoint-*")):
         old = read_json(stamp) if stamp.exists() else {}
         if old == identity:

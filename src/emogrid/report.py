@@ -497,13 +497,14 @@ def data_summary_table(
     other_train = other_train or {}
     rows = []
     for dataset, summary in summaries.items():
+        name = summary.get("dataset", dataset)
         overlap = summary.get("texts_also_in_train", {})
         published = summary.get("expected_rows", {})
         for split, counts in summary["splits"].items():
             dropped = counts.get("dropped", {}) or {}
             rows.append(
                 {
-                    "dataset": summary.get("dataset", dataset),
+                    "dataset": name,
                     "split": split,
                     "read": int(counts["read"]),
                     "published": published.get(split),
@@ -511,7 +512,7 @@ def data_summary_table(
                     "dropped": int(sum(dropped.values())),
                     "dropped_reasons": _dropped_text(dropped),
                     "text_in_train": overlap.get(split),
-                    "text_in_other_train": other_train.get(summary.get("dataset", dataset), {}).get(split),
+                    "text_in_other_train": other_train.get(name, {}).get(split),
                 }
             )
     columns = [
@@ -530,8 +531,8 @@ def data_summary_table(
 
 
 def row_count_mismatches(summaries: Mapping[str, Mapping[str, Any]]) -> list[str]:
-    """ "<dataset> <split>: read <n>, published <m>" for each published row count (`expected_rows`; split
-    `all` is the total) that the rows read differ from."""
+    """One line "<dataset> <split>: read <n>, published <m>" per published row count (`expected_rows`;
+    split `all` is the total) that the rows read differ from."""
     lines = []
     for dataset, summary in summaries.items():
         published = summary.get("expected_rows", {})
