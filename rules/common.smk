@@ -10,6 +10,7 @@ from emogrid.config import (
     evaluation_datasets,
     grid_cells,
     requested_gpus,
+    synthetic_datasets,
     token_file,
 )
 
@@ -53,10 +54,9 @@ def get_source_files(wildcards):
 def synthetic_files():
     """Files the synthetic generator writes: those of datasets whose source is {RESULTS}/synthetic."""
     return [
-        f"{ds['source_dir']}/{name}"
-        for ds in config["datasets"].values()
-        if str(ds.get("source_dir") or "").startswith(f"{RESULTS}/synthetic/")
-        for name in ds["files"]
+        f"{config['datasets'][dataset]['source_dir']}/{name}"
+        for dataset in synthetic_datasets(config)
+        for name in config["datasets"][dataset]["files"]
     ]
 
 

@@ -63,6 +63,7 @@ rule paired_tables:
         "../envs/report.yaml"
     params:
         settings=config["evaluation"]["statistics"],
+        synthetic=synthetic_datasets(config),
     script:
         "../workflow_scripts/paired_tables.py"
 
@@ -108,6 +109,7 @@ rule f1_tables:
         "../envs/report.yaml"
     params:
         confidence=config["evaluation"]["statistics"]["confidence"],
+        synthetic=synthetic_datasets(config),
     script:
         "../workflow_scripts/f1_tables.py"
 
@@ -185,6 +187,7 @@ rule data_summary:
         "../envs/report.yaml"
     params:
         labels=config["labels"],
+        synthetic=synthetic_datasets(config),
     script:
         "../workflow_scripts/data_summary.py"
 

@@ -8,7 +8,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from conftest import REPO_ROOT, load_config
-from emogrid.config import cell_config, check_config, grid_cells
+from emogrid.config import cell_config, check_config, grid_cells, synthetic_datasets
 from emogrid.errors import ConfigError
 
 SCHEMA = str(REPO_ROOT / "schemas/config.schema.yaml")
@@ -110,6 +110,17 @@ def test_every_shipped_config_writes_under_its_own_results_directory():
     for ds in demo["datasets"].values():
         assert ds["source_dir"].startswith(f"{demo['results']}/synthetic/")
     assert demo["model"]["build_tiny"] and not real["model"]["build_tiny"]
+
+
+def test_synthetic_datasets_are_those_read_from_the_generated_corpus():
+    demo = load_config("config/demo.yaml")
+    assert synthetic_datasets(demo) == list(demo["datasets"])
+    assert synthetic_datasets(load_config()) == []
+    # Someone's own copy of a dataset is real data, even beside the corpus; a results directory that
+    # merely starts with the same letters is not the corpus either.
+    demo["datasets"]["isear"]["source_dir"] = "/data/isear"
+    demo["datasets"]["meld"]["source_dir"] = f"{demo['results']}/synthetic_not/meld"
+    assert synthetic_datasets(demo) == ["goemotions", "semeval2018_ec"]
 
 
 def test_unknown_evaluation_dataset_is_an_error(config):

@@ -12,6 +12,7 @@ from emogrid import io
 from emogrid.report import (
     LONG_COLUMNS,
     SUMMARY_COLUMNS,
+    SYNTHETIC_COLUMN,
     collect_reports,
     data_summary_table,
     f1_macro_table,
@@ -210,7 +211,8 @@ def test_write_tables_files(long_df, tmp_path):
     summary = summarize_metric(long_df)
     paths = write_tables(summary, tmp_path / "tables" / "f1_macro")
     csv = pd.read_csv(paths["csv"])
-    assert list(csv.columns) == SUMMARY_COLUMNS
+    assert list(csv.columns) == [*SUMMARY_COLUMNS, SYNTHETIC_COLUMN]
+    assert not csv[SYNTHETIC_COLUMN].any()
     np.testing.assert_allclose(csv["mean"], summary["mean"])
     markdown = paths["md"].read_text().splitlines()
     table_lines = [line for line in markdown if line.startswith("|")]
@@ -219,6 +221,16 @@ def test_write_tables_files(long_df, tmp_path):
     html_text = paths["html"].read_text()
     assert "<table" in html_text and "± n/a (n=1)" in html_text
     assert not list((tmp_path / "tables").glob("*.tmp"))
+
+
+def test_tables_of_synthetic_data_say_so_in_every_file(long_df, tmp_path):
+    paths = write_tables(summarize_metric(long_df), tmp_path / "f1_macro", synthetic=["meld"])
+    csv = pd.read_csv(paths["csv"])
+    assert (csv[SYNTHETIC_COLUMN] == (csv["dataset"] == "meld")).all() and csv[SYNTHETIC_COLUMN].any()
+    for kind in ("md", "html"):
+        assert "SYNTHETIC DATA: meld is the generated demo corpus" in paths[kind].read_text()
+    plain = write_tables(summarize_metric(long_df), tmp_path / "real")
+    assert all("SYNTHETIC" not in plain[kind].read_text() for kind in ("md", "html"))
 
 
 def test_write_tables_rejects_display_table(long_df, tmp_path):
@@ -336,6 +348,11 @@ def test_write_data_summary_files(tmp_path):
     assert "<table" in paths["html"].read_text()
     assert not list((tmp_path / "tables").glob("*.tmp"))
     assert "differ from the published counts" not in paths["md"].read_text()
+    assert "SYNTHETIC" not in paths["md"].read_text()
+    assert not pd.read_csv(paths["csv"])[SYNTHETIC_COLUMN].any()
+    marked = write_data_summary(SUMMARIES, tmp_path / "synthetic", synthetic=list(SUMMARIES))
+    assert pd.read_csv(marked["csv"])[SYNTHETIC_COLUMN].all()
+    assert f"SYNTHETIC DATA: {', '.join(SUMMARIES)} are the generated" in marked["md"].read_text()
 
 
 def test_the_data_summary_says_which_row_counts_differ_from_the_published_ones(tmp_path):

@@ -150,7 +150,16 @@ def test_resampling_is_reproducible(grid):
 def test_paired_tables_and_plot_are_written(grid, tmp_path):
     paths = write_paired_tables(grid["paired"], tmp_path / "tables" / "paired", 0.95, "normal", 0.05)
     assert "Holm" in paths["md"].read_text() and "<table" in paths["html"].read_text()
-    assert pd.read_csv(paths["csv"])["p_holm"].tolist() == pytest.approx(grid["paired"]["p_holm"].tolist())
+    csv = pd.read_csv(paths["csv"])
+    assert csv["p_holm"].tolist() == pytest.approx(grid["paired"]["p_holm"].tolist())
+    assert not csv["synthetic_data"].any() and "SYNTHETIC" not in paths["md"].read_text()
+    dataset = grid["paired"]["dataset"].iloc[0]
+    marked = write_paired_tables(
+        grid["paired"], tmp_path / "marked", 0.95, "normal", 0.05, synthetic=[dataset]
+    )
+    csv = pd.read_csv(marked["csv"])
+    assert (csv["synthetic_data"] == (csv["dataset"] == dataset)).all()
+    assert f"SYNTHETIC DATA: {dataset} is" in marked["html"].read_text()
     plot = tmp_path / "plots" / "paired.png"
     plot_paired_differences(grid["paired"], plot)
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

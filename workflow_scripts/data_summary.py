@@ -13,5 +13,5 @@ write_data_summary(
     Path(snakemake.output.csv).with_suffix(""),
     labels=snakemake.params.labels,
     other_train=cross_dataset_overlap(data_dirs),
+    synthetic=snakemake.params.synthetic,
 )
-

@@ -10,20 +10,24 @@ sys.stderr = open(snakemake.log[0], "w")
 reports = collect_reports(snakemake.input.reports)
 intervals = pd.read_csv(snakemake.input.intervals, keep_default_na=False, na_values=[""])
 confidence = snakemake.params.confidence
+synthetic = snakemake.params.synthetic
 # Every macro-F1 (labels and grouped levels) with its bootstrap interval; micro-F1 without.
 write_tables(
     add_intervals(summarize_metric(reports, "f1_macro@tuned", levels=None), intervals, "tuned"),
     Path(snakemake.output.csv).with_suffix(""),
     confidence=confidence,
+    synthetic=synthetic,
 )
 write_tables(
     add_intervals(summarize_metric(reports, "f1_macro@0.5", levels=None), intervals, "0.5"),
     Path(snakemake.output.at_half).with_suffix(""),
     title="Test macro-F1 (threshold 0.5)",
     confidence=confidence,
+    synthetic=synthetic,
 )
 write_tables(
     summarize_metric(reports, "f1_micro@tuned", levels=None),
     Path(snakemake.output.micro).with_suffix(""),
     title="Test micro-F1 (tuned thresholds)",
+    synthetic=synthetic,
 )

@@ -15,5 +15,6 @@ write_paired_tables(
     settings["confidence"],
     settings["p_value"],
     settings["alpha"],
+    synthetic=snakemake.params.synthetic,
 )
 plot_paired_differences(paired, snakemake.output.plot)

@@ -111,6 +111,15 @@ def evaluation_datasets(config: dict) -> list[str]:
     return list(config["evaluation"].get("datasets") or config["datasets"])
 
 
+def synthetic_datasets(config: dict) -> list[str]:
+    """The datasets read from the generated demo corpus (source_dir under {results}/synthetic/), not
+    from published files: their scores say nothing about the published datasets."""
+    prefix = f"{config['results']}/synthetic/"
+    return [
+        name for name, ds in config["datasets"].items() if str(ds.get("source_dir") or "").startswith(prefix)
+    ]
+
+
 def grid_names(config: dict, dimension: str) -> list[str]:
     """The losses or mixes in the grid: `grid.<dimension>` when set, else every named one."""
     chosen = (config.get("grid") or {}).get(dimension)

@@ -34,6 +34,9 @@ SUMMARY_COLUMNS = [*CELL_COLUMNS, "dataset", "level", "mean", "std", "n"]
 # Bootstrap interval columns a summary may carry (see `add_intervals`).
 INTERVAL_COLUMNS = ["ci_low", "ci_high"]
 LABEL_LEVEL = "labels"
+# Every written table's csv ends with this column: True for rows of a dataset read from the generated
+# demo corpus (`emogrid.config.synthetic_datasets`), so no number of it passes for a published result.
+SYNTHETIC_COLUMN = "synthetic_data"
 # Keys of a dataset's entry in eval_report.json that are not splits.
 _NON_SPLIT_KEYS = {"covered_labels", "thresholds", "levels"}
 _MISSING_CELL = "—"
@@ -209,21 +212,40 @@ def _check_summary(summary: pd.DataFrame) -> None:
         raise ValueError(f"expected a summarize_metric() table, missing columns {sorted(missing)}")
 
 
+def synthetic_warning(synthetic: Sequence[str]) -> str:
+    """The sentence that opens a table's note when some of its datasets are synthetic; "" if none."""
+    if not synthetic:
+        return ""
+    verb = "is" if len(synthetic) == 1 else "are"
+    return (
+        f"SYNTHETIC DATA: {', '.join(synthetic)} {verb} the generated demo corpus, not the published"
+        " data; these numbers only show that the pipeline runs and learns. "
+    )
+
+
+def _with_synthetic_column(frame: pd.DataFrame, synthetic: Sequence[str]) -> pd.DataFrame:
+    return frame.assign(**{SYNTHETIC_COLUMN: frame["dataset"].isin(list(synthetic))})
+
+
 def write_tables(
     summary: pd.DataFrame,
     out_prefix: str | Path,
     title: str = "Test macro-F1 (tuned thresholds)",
     confidence: float | None = None,
+    synthetic: Sequence[str] = (),
 ) -> dict[str, Path]:
     """Write `summary` (from `summarize_metric`, optionally `add_intervals`) as <prefix>.csv (tidy
-    numbers, columns SUMMARY_COLUMNS [+ INTERVAL_COLUMNS]) and as the "mean ± std (n=k) [low, high]"
-    display table in <prefix>.md and <prefix>.html."""
+    numbers, columns SUMMARY_COLUMNS [+ INTERVAL_COLUMNS] + [SYNTHETIC_COLUMN]) and as the
+    "mean ± std (n=k) [low, high]" display table in <prefix>.md and <prefix>.html. `synthetic`: the
+    datasets read from the demo corpus, marked in the csv and named first in the note."""
     _check_summary(summary)
     display = _display_table(summary).reset_index()
     paths = _output_paths(out_prefix)
     has_intervals = set(INTERVAL_COLUMNS) <= set(summary.columns)
-    _write_csv(paths["csv"], summary[SUMMARY_COLUMNS + (INTERVAL_COLUMNS if has_intervals else [])])
-    note = "Mean ± std over seeds (ddof=1; n/a with one seed); thresholds tuned on validation."
+    numbers = summary[SUMMARY_COLUMNS + (INTERVAL_COLUMNS if has_intervals else [])]
+    _write_csv(paths["csv"], _with_synthetic_column(numbers, synthetic))
+    note = synthetic_warning(synthetic)
+    note += "Mean ± std over seeds (ddof=1; n/a with one seed); thresholds tuned on validation."
     if has_intervals:
         level = f"{confidence:.0%} " if confidence is not None else ""
         note += f" In brackets: {level}bootstrap interval over test examples of the seed mean."
@@ -260,13 +282,19 @@ def paired_display_table(paired: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_paired_tables(
-    paired: pd.DataFrame, out_prefix: str | Path, confidence: float, method: str, alpha: float
+    paired: pd.DataFrame,
+    out_prefix: str | Path,
+    confidence: float,
+    method: str,
+    alpha: float,
+    synthetic: Sequence[str] = (),
 ) -> dict[str, Path]:
-    """<prefix>.csv (the numbers), <prefix>.md and <prefix>.html (the display table)."""
+    """<prefix>.csv (the numbers, with SYNTHETIC_COLUMN), <prefix>.md and <prefix>.html (the display
+    table, its note naming the `synthetic` datasets first)."""
     paths = _output_paths(out_prefix)
-    _write_csv(paths["csv"], paired)
+    _write_csv(paths["csv"], _with_synthetic_column(paired, synthetic))
     title = "Paired comparisons of test macro-F1"
-    note = (
+    note = synthetic_warning(synthetic) + (
         f"a − b on the same bootstrap resamples of the test examples; {confidence:.0%} percentile "
         f"interval; two-sided p-value ({method}); Holm correction over all {len(paired)} comparisons, "
         f"significant at family-wise alpha = {alpha:g}."
@@ -567,17 +595,18 @@ def write_data_summary(
     split: str = "train",
     labels: Sequence[str] | None = None,
     other_train: Mapping[str, Mapping[str, int]] | None = None,
+    synthetic: Sequence[str] = (),
 ) -> dict[str, Path]:
-    """<prefix>.csv (rows per split), <prefix>_label_counts.csv, and <prefix>.md / <prefix>.html with
-    both tables."""
+    """<prefix>.csv (rows per split, with SYNTHETIC_COLUMN), <prefix>_label_counts.csv, and
+    <prefix>.md / <prefix>.html with both tables, the note naming the `synthetic` datasets first."""
     rows_table = data_summary_table(summaries, other_train)
     frequency = label_frequency_table(summaries, split=split, labels=labels)
     paths = _output_paths(out_prefix)
     paths["label_counts_csv"] = Path(f"{out_prefix}_label_counts.csv")
-    _write_csv(paths["csv"], rows_table)
+    _write_csv(paths["csv"], _with_synthetic_column(rows_table, synthetic))
     _write_csv(paths["label_counts_csv"], frequency.reset_index())
     mismatches = row_count_mismatches(summaries)
-    rows_note = "Per dataset and split, with the reasons rows were dropped."
+    rows_note = synthetic_warning(synthetic) + "Per dataset and split, with the reasons rows were dropped."
     if mismatches:
         rows_note += (
             " Rows read differ from the published counts (expected for the synthetic demo corpus or a"
