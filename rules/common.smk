@@ -12,6 +12,7 @@ from emogrid.config import (
     requested_gpus,
     synthetic_datasets,
     token_file,
+    train_launcher,
 )
 
 validate(config, schema="../schemas/config.schema.yaml")
@@ -73,13 +74,7 @@ def get_cell(wildcards):
 
 
 def get_launcher(wildcards, resources):
-    """One process per GPU: torchrun when a job gets more than one GPU, plain python otherwise."""
-    gpus = requested_gpus(resources.get("gpu"), resources.get("gres"))
-    if gpus > 1:
-        # On SIGTERM torchrun gives its workers 30 s before SIGKILL; the SLURM profile warns 120 s
-        # ahead so a cell can save a large checkpoint: give the workers 110 of them.
-        return f"TORCH_ELASTIC_SHUTDOWN_TIMEOUT=110 torchrun --standalone --nproc_per_node={gpus}"
-    return "python"
+    return train_launcher(requested_gpus(resources.get("gpu"), resources.get("gres")))
 
 
 def get_train_mem_mb(wildcards, attempt):

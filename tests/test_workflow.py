@@ -238,10 +238,14 @@ def test_train_jobs_with_several_gpus_launch_torchrun(tmp_path):
     (tmp_path / "config").symlink_to(REPO_ROOT / "config")
     dry = snakemake(tmp_path, "-n", "-p", "--cores", "1", "--set-resources", "train:gpu=4").stdout
     assert (
-        "TORCH_ELASTIC_SHUTDOWN_TIMEOUT=110 torchrun --standalone --nproc_per_node=4 -m emogrid.train" in dry
+        "TORCH_ELASTIC_SHUTDOWN_TIMEOUT=110 python -m emogrid.gpulease 4 --"
+        " torchrun --standalone --nproc_per_node=4 -m emogrid.train" in dry
     )
-    single = snakemake(tmp_path, "-n", "-p", "--cores", "1").stdout
-    assert "python -m emogrid.train" in single and "torchrun" not in single
+    single = snakemake(tmp_path, "-n", "-p", "--cores", "1", "--set-resources", "train:gpu=1").stdout
+    assert "python -m emogrid.gpulease 1 -- python -m emogrid.train" in single and "torchrun" not in single
+    # The demo's CPU cells (gpus: 0) start training directly.
+    demo = snakemake(tmp_path, "-n", "-p", "--cores", "1").stdout
+    assert "python -m emogrid.train" in demo and "gpulease" not in demo
 
 
 @pytest.mark.parametrize(

@@ -180,6 +180,22 @@ def cell_config(
     }
 
 
+def train_launcher(gpus: int) -> str:
+    """The command that starts a training job with `gpus` GPUs (its arguments follow): one process
+    per GPU, through torchrun above one, and behind `emogrid.gpulease`, which picks free GPUs for it
+    when no scheduler did."""
+    if gpus <= 0:
+        return "python"
+    if gpus == 1:
+        return "python -m emogrid.gpulease 1 -- python"
+    # On SIGTERM torchrun gives its workers 30 s before SIGKILL; the SLURM profile warns 120 s ahead
+    # so a cell can save a large checkpoint: give the workers 110 of them.
+    return (
+        f"TORCH_ELASTIC_SHUTDOWN_TIMEOUT=110 python -m emogrid.gpulease {gpus} --"
+        f" torchrun --standalone --nproc_per_node={gpus}"
+    )
+
+
 def requested_gpus(gpu: int | str | None, gres: str | None) -> int:
     """GPUs a job asked the scheduler for: the `gpu` resource, or a GRES such as "gpu:2" or "gpu:a100:2".
 
