@@ -112,6 +112,31 @@ def test_every_shipped_config_writes_under_its_own_results_directory():
     assert demo["model"]["build_tiny"] and not real["model"]["build_tiny"]
 
 
+def test_a_new_loss_gets_the_prior_bias_default_of_its_type():
+    # A user's own ASL variant must not get the bias init that makes pure ASL drift to all-positive.
+    config = load_config()
+    config["losses"] |= {
+        "asl_g2": {"type": "asl", "gamma_neg": 2.0},
+        "bce2": {"type": "bce"},
+        "mix2": {"type": "combined", "ratio": 0.5},
+        "asl_on": {"type": "asl", "prior_bias_init": True},
+    }
+    validate(config, SCHEMA)  # fills the type-independent defaults, as Snakemake does
+    bias = {
+        name: cell_config(config, "all4", name, "none", 1, "results", "m")["loss"]["prior_bias_init"]
+        for name in ("asl_g2", "bce2", "mix2", "asl_on", "asl", "bce", "combined")
+    }
+    assert bias == {
+        "asl_g2": False,
+        "bce2": True,
+        "mix2": True,
+        "asl_on": True,
+        "asl": False,
+        "bce": True,
+        "combined": True,
+    }
+
+
 def test_synthetic_datasets_are_those_read_from_the_generated_corpus():
     demo = load_config("config/demo.yaml")
     assert synthetic_datasets(demo) == list(demo["datasets"])

@@ -12,6 +12,10 @@ SPLITS = ("train", "validation", "test")
 # stay out of the cell file, so raising a time limit or a memory request does not rewrite the cells
 # and rerun (and re-predict) every finished one. `gpus` stays in: it sets the global batch size.
 SCHEDULER_ONLY = ("threads", "mem_mb", "runtime")
+# A loss's `prior_bias_init` when its config leaves it out. Off for pure ASL: a bias at a label's prior
+# (p ~ 0.04) sits under the clip margin (0.05), where negatives give no gradient, and the outputs drift
+# to all-positive. On for BCE and the combined loss, whose BCE part keeps the negatives' gradient.
+PRIOR_BIAS_INIT_DEFAULT = {"bce": True, "asl": False, "combined": True}
 
 
 def check_config(config: dict) -> None:
@@ -149,6 +153,11 @@ def token_file(results: str, dataset: str, split: str) -> str:
     return f"{results}/tokens/{dataset}/{split}.parquet"
 
 
+def loss_settings(loss: dict) -> dict:
+    """A named loss with the defaults that depend on its type filled in (the schema fills the rest)."""
+    return {"prior_bias_init": PRIOR_BIAS_INIT_DEFAULT[loss["type"]], **loss}
+
+
 def cell_config(
     config: dict, mix: str, loss: str, imbalance: str, seed: int, results: str, model_path: str
 ) -> dict:
@@ -165,7 +174,7 @@ def cell_config(
             "pooling": config["model"]["pooling"],
             "allow_pickle_weights": config["model"].get("allow_pickle_weights", False),
         },
-        "loss": dict(config["losses"][loss]),
+        "loss": loss_settings(config["losses"][loss]),
         # Off: the loss treats a label a dataset does not cover as a negative. Evaluation is unaffected.
         "coverage_masking": bool(config["data"]["coverage_masking"]),
         "mix": dict(config["mixes"][mix]),

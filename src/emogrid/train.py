@@ -36,6 +36,7 @@ from transformers.trainer_callback import TrainerState
 
 from emogrid.batching import EncodedExamples, MixtureLengthSampler, MultiLabelCollator
 from emogrid.checkpoints import STATE_FILE, discard_stale_checkpoints, last_complete_checkpoint
+from emogrid.config import loss_settings
 from emogrid.devices import cpu_fallback_message, describe_devices
 from emogrid.errors import EmogridError, NonFiniteTrainingError
 from emogrid.evaluate import score, tune_covered_thresholds
@@ -435,7 +436,7 @@ def build_trainer(cell: dict, callbacks: list | None = None) -> tuple[EmotionTra
     imbalance = cell["imbalance"]
     weights = sampling_weights(train.dataset_names, train.labels, train.label_mask, cell["mix"], imbalance)
     pos_weight = positive_weights(train.labels, train.label_mask, weights, imbalance)
-    if cell["loss"].get("prior_bias_init", True):
+    if loss_settings(cell["loss"])["prior_bias_init"]:
         init_bias_from_prior(model.classifier, train.labels, train.label_mask, pos_weight, weights)
     mix_names = list(cell["mix"])
     args = training_arguments(cell, Path(cell["output_dir"]) / "checkpoints")
