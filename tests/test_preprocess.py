@@ -2,6 +2,7 @@
 
 import json
 import logging
+import os
 import shutil
 
 import numpy as np
@@ -120,3 +121,26 @@ def test_texts_shared_with_train_are_counted_not_removed(cfg, synthetic_dir, tmp
         frame = pd.read_parquet(out / f"{split}.parquet")
         assert len(frame) == summary["splits"][split]["kept"]
         assert summary["texts_also_in_train"][split] == frame["text"].map(normalized_text).isin(train).sum()
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_outputs_get_the_mode_the_umask_gives_not_mkstemps_private_one(cfg, synthetic_dir, tmp_path, umask):
+    # On a shared project directory the group reads the results: mkstemp's 0600 must not survive the
+    # rename into place (it did for every file emogrid wrote).
+    from emogrid.fetch import fetch_dataset
+    from emogrid.io import write_json, write_parquet, write_text
+
+    previous = os.umask(umask)
+    try:
+        fetched = tmp_path / "raw"
+        meld = {**cfg["datasets"]["meld"], "source_dir": str(synthetic_dir / "meld")}
+        fetch_dataset("meld", meld, fetched, verify_md5=False)  # the synthetic files, not the real ones
+        preprocess_dataset("meld", fetched, cfg, tmp_path / "meld")
+        write_json(tmp_path / "w/a.json", {"a": 1})
+        write_text(tmp_path / "w/b.md", "b")
+        write_parquet(tmp_path / "w/c.parquet", pd.DataFrame({"c": [1]}))
+    finally:
+        os.umask(previous)
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert len(written) >= 3 + 4 + 1 + len(cfg["datasets"]["meld"]["files"])
+    assert {oct(p.stat().st_mode & 0o777) for p in written} == {oct(0o666 & ~umask)}

@@ -1,6 +1,7 @@
 """The whole demo workflow through snakemake on CPU, its outputs, and `snakemake --lint`."""
 
 import json
+import os
 import re
 from pathlib import Path
 
@@ -42,6 +43,16 @@ def test_the_demo_leaves_a_real_run_in_results_untouched(demo_run):
     workdir = demo_run.parents[1]
     for path in REAL_RUN_FILES:
         assert (workdir / path).read_text() == f"real run: {path}\n", path
+
+
+@pytest.mark.slow
+def test_demo_outputs_are_as_readable_as_the_umask_allows(demo_run):
+    # Snakemake runs the jobs with this process's umask; none of their files may end up private.
+    umask = os.umask(0o022)
+    os.umask(umask)
+    readable = 0o444 & ~umask
+    private = [p for p in demo_run.rglob("*") if p.is_file() and p.stat().st_mode & readable != readable]
+    assert not private, private[:5]
 
 
 @pytest.mark.slow

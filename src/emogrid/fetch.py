@@ -9,13 +9,12 @@ import http.client
 import logging
 import os
 import shutil
-import tempfile
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 from emogrid.errors import ChecksumError, EmogridError
-from emogrid.io import file_hash, write_json
+from emogrid.io import file_hash, temp_file_beside, write_json
 
 log = logging.getLogger(__name__)
 
@@ -75,9 +74,7 @@ def fetch_file(ds_cfg: dict, filename: str, dest_dir: Path, verify_md5: bool, ti
     else:
         source = file_url(ds_cfg, filename)
     target = dest_dir / filename
-    fd, name = tempfile.mkstemp(prefix=f".{filename}.", suffix=".tmp", dir=dest_dir)
-    os.close(fd)
-    temp = Path(name)
+    temp = temp_file_beside(target)
     try:
         if ds_cfg.get("source_dir"):
             _copy_local(Path(source), temp)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -13,6 +12,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from emogrid.io import temp_file_beside
 from emogrid.readers import SPLITS, UNIFIED_COLUMNS, read_dataset, texts_in_other_train
 
 log = logging.getLogger(__name__)
@@ -63,12 +63,6 @@ def _write_json(obj, path: Path) -> None:
     path.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
 
 
-def _temp_path(final: Path) -> Path:
-    fd, name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=final.parent)
-    os.close(fd)
-    return Path(name)
-
-
 def preprocess_dataset(name: str, raw_dir: str | Path, config: dict, out_dir: str | Path) -> dict:
     """Write out_dir/{train,validation,test}.parquet and out_dir/summary.json; return the summary.
 
@@ -93,9 +87,9 @@ def preprocess_dataset(name: str, raw_dir: str | Path, config: dict, out_dir: st
             # Synthetic and demo corpora have other sizes, so this is worth a warning, not a failure.
             log.warning("%s: rows read %s differ from expected_rows %s", name, mismatches, expected)
         for split in SPLITS:
-            temps[split] = _temp_path(finals[split])
+            temps[split] = temp_file_beside(finals[split])
             _write_parquet(frames[split], temps[split])
-        temps["summary"] = _temp_path(finals["summary"])
+        temps["summary"] = temp_file_beside(finals["summary"])
         _write_json(summary, temps["summary"])
         for key, temp in temps.items():
             os.replace(temp, finals[key])
