@@ -10,6 +10,7 @@ import torch
 from safetensors.torch import load_file
 
 from emogrid import hub
+from emogrid.errors import HubError
 from emogrid.io import file_hash
 from emogrid.modeling import load_classifier
 
@@ -142,3 +143,34 @@ def test_an_unresolved_revision_is_not_fetched_unpinned(tmp_path, monkeypatch):
     with pytest.raises(RuntimeError, match="no commit"):
         hub.fetch_model("org/model", tmp_path / "model", revision="v9")
     assert not (tmp_path / "model").exists()
+
+
+def test_offline_the_error_names_the_config_key_and_the_way_out(tmp_path, monkeypatch):
+    # The real client, offline: the first call to the hub fails, and the error says which model and
+    # what to do instead of ending a long traceback in a DNS error.
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(HubError) as caught:
+        hub.fetch_model("microsoft/deberta-v3-large", tmp_path / "model")
+    message = str(caught.value)
+    assert "'model.name' = 'microsoft/deberta-v3-large' (revision main)" in message
+    assert f"snakemake {tmp_path / 'model'} --cores 1" in message and "local model folder" in message
+    assert "Offline" in message  # the hub client's own reason is kept
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_download_that_fails_midway_leaves_nothing_and_names_the_model(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    fake_hub(monkeypatch, {"model.safetensors": b"w", "config.json": b"{}"})
+
+    def cut(repo_id, revision=None, local_dir=None, allow_patterns=None):
+        (local_dir / "config.json").parent.mkdir(parents=True, exist_ok=True)
+        (local_dir / "config.json").write_text("{}")
+        raise ConnectionError("connection reset by peer")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", cut)
+    with pytest.raises(HubError, match="download failed: ConnectionError: connection reset by peer"):
+        hub.fetch_model("org/model", tmp_path / "model", revision="v1")
+    assert not list(tmp_path.iterdir())

@@ -36,6 +36,19 @@ class ConfigError(EmogridError):
         super().__init__(f"config key '{key}': {problem}")
 
 
+class HubError(EmogridError):
+    """The model named in the config could not be fetched from the Hugging Face hub."""
+
+    def __init__(self, repo_id: str, revision: str | None, out_dir: str | Path, problem: str):
+        self.repo_id, self.revision, self.problem = repo_id, revision, problem
+        super().__init__(
+            f"config key 'model.name' = {repo_id!r} (revision {revision or 'main'}): {problem}. Without"
+            f" internet here (or with HF_HUB_OFFLINE=1), fetch it where there is: `snakemake {out_dir}"
+            " --cores 1 --configfile ...` (the target before --configfile), then copy that folder to the"
+            " same place here; or set model.name to a local model folder."
+        )
+
+
 class NonFiniteTrainingError(EmogridError):
     """Training produced a NaN or infinite loss or gradient norm; the cell stops, and no checkpoint is
     written after the fault.

@@ -18,6 +18,7 @@ import json
 import shutil
 from pathlib import Path
 
+from emogrid.errors import HubError
 from emogrid.io import file_hash
 
 WANTED = ["*.json", "*.safetensors", "*.model", "*.txt", "tokenizer*", "spm*"]
@@ -55,7 +56,12 @@ def fetch_model(repo_id: str, out_dir: str | Path, revision: str | None = None) 
     partial = out_dir.with_name(out_dir.name + ".partial")
     if partial.exists():
         shutil.rmtree(partial)
-    info = HfApi().model_info(repo_id, revision=revision)
+    try:
+        info = HfApi().model_info(repo_id, revision=revision)
+    except Exception as error:  # offline, no route, no such repo or revision, gated, ...
+        raise HubError(
+            repo_id, revision, out_dir, f"the hub did not answer: {type(error).__name__}: {error}"
+        ) from error
     if not info.sha:
         raise RuntimeError(
             f"{repo_id}: the hub named no commit for revision {revision!r}; not fetching unpinned"
@@ -72,7 +78,12 @@ def fetch_model(repo_id: str, out_dir: str | Path, revision: str | None = None) 
         )
     try:
         # The resolved commit, not the branch name: a push during the download cannot mix two versions.
-        snapshot_download(repo_id, revision=info.sha, local_dir=partial, allow_patterns=patterns)
+        try:
+            snapshot_download(repo_id, revision=info.sha, local_dir=partial, allow_patterns=patterns)
+        except Exception as error:
+            raise HubError(
+                repo_id, revision, out_dir, f"download failed: {type(error).__name__}: {error}"
+            ) from error
         converted = None
         if not any(partial.glob("*.safetensors")):
             if not (partial / PICKLE_WEIGHTS).is_file():
