@@ -1,12 +1,15 @@
 import json
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from emogrid.errors import ConfigError
 from emogrid.config import (
     cell_config,
     cell_dir,
     check_config,
+    config_problem,
     evaluation_datasets,
     grid_cells,
     requested_gpus,
@@ -15,8 +18,11 @@ from emogrid.config import (
     train_launcher,
 )
 
-validate(config, schema="../schemas/config.schema.yaml")
-check_config(config)
+try:
+    validate(config, schema="../schemas/config.schema.yaml")
+    check_config(config)
+except (WorkflowError, ConfigError) as error:
+    raise config_problem(error, workflow.configfiles) from None
 
 RESULTS = config["results"]
 SPLITS = ["train", "validation", "test"]

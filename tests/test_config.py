@@ -8,7 +8,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from conftest import REPO_ROOT, load_config
-from emogrid.config import cell_config, check_config, grid_cells, synthetic_datasets
+from emogrid.config import cell_config, check_config, config_problem, grid_cells, synthetic_datasets
 from emogrid.errors import ConfigError
 
 SCHEMA = str(REPO_ROOT / "schemas/config.schema.yaml")
@@ -292,3 +292,24 @@ def test_pickle_only_model_needs_the_explicit_flag(tmp_path):
     (tmp_path / "pytorch_model.bin").write_bytes(b"\x80\x04pickle")
     with pytest.raises(ConfigError, match=r"model\.allow_pickle_weights.*pytorch_model\.bin"):
         load_classifier(str(tmp_path), 3, "cls")
+
+
+@pytest.mark.parametrize(
+    ("value", "hint"), [("1e-5", "write 1.0e-5"), ("2.5E-3", "write 2.5e-3"), ("3e+2", "write 3.0e+2")]
+)
+def test_a_yaml_float_read_as_a_string_gets_the_spelling_that_works(config, value, hint):
+    config["training"]["learning_rate"] = value
+    with pytest.raises(WorkflowError) as caught:
+        validate(config, SCHEMA)
+    problem = config_problem(caught.value, ["config/config.yaml", "over.yaml"])
+    assert problem.key == "training.learning_rate"
+    assert f"(YAML reads {value} as a string: {hint})" in str(problem)
+    assert str(problem).endswith("[config files: config/config.yaml, over.yaml]")
+
+
+def test_a_cross_field_error_keeps_its_key_and_gains_the_files(config):
+    config["evaluation"]["datasets"] = ["nope"]
+    with pytest.raises(ConfigError) as caught:
+        check_config(config)
+    problem = config_problem(caught.value, ["a.yaml"])
+    assert problem.key == "evaluation.datasets" and str(problem).endswith("[config files: a.yaml]")

@@ -228,9 +228,12 @@ def test_lint_is_clean(tmp_path):
     [
         ("training: {learning_rate: -0.1}", "learning_rate"),
         ("mixes: {bad: {goemotions: 1.0, emobank: 1.0}}", "mixes.bad.emobank"),
-        ("losses: {focal: {type: focal}}", "instance['losses']['focal']['type']"),
-        ("trainig: {epochs: 3}", "trainig"),
-        ("imbalance: [none, smote]", "instance['imbalance'][1]"),
+        ("losses: {focal: {type: focal}}", "config key 'losses.focal.type': 'focal' is not one of"),
+        ("trainig: {epochs: 3}", "config key 'trainig': not a known key; did you mean 'training'?"),
+        ("seed: [1, 2]", "config key 'seed': not a known key; did you mean 'seeds'?"),
+        ("training: {learning_rat: 1.0e-5}", "did you mean 'learning_rate'?"),
+        ("training: {learning_rate: 2e-5}", "(YAML reads 2e-5 as a string: write 2.0e-5)"),
+        ("imbalance: [none, smote]", "config key 'imbalance[1]': 'smote' is not one of"),
         ("label_groups: {ekman: {joy: [glee]}}", "label_groups.ekman.joy"),
         ("evaluation: {statistics: {p_value: bayes}}", "p_value"),
         ('container: ""', "container"),
@@ -241,7 +244,11 @@ def test_bad_config_fails_before_any_job_naming_the_key(tmp_path, overlay, key):
     (tmp_path / "bad.yaml").write_text(overlay + "\n")
     result = snakemake(tmp_path, "-n", "--cores", "1", check=False, overlay=str(tmp_path / "bad.yaml"))
     assert result.returncode != 0
-    assert key in result.stdout + result.stderr
+    output = result.stdout + result.stderr
+    assert key in output
+    # One line that names the key and the files, not the whole schema and config.
+    assert "Failed validating" not in output and len(output.splitlines()) < 15, output
+    assert f"{tmp_path / 'bad.yaml'}]" in output  # the last of the files named
     assert not (tmp_path / "results").exists()
 
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
+import os
 import re
+from collections.abc import Sequence
 from itertools import product
 
 from emogrid.errors import ConfigError
@@ -16,6 +19,53 @@ SCHEDULER_ONLY = ("threads", "mem_mb", "runtime")
 # (p ~ 0.04) sits under the clip margin (0.05), where negatives give no gradient, and the outputs drift
 # to all-positive. On for BCE and the combined loss, whose BCE part keeps the negatives' gradient.
 PRIOR_BIAS_INIT_DEFAULT = {"bce": True, "asl": False, "combined": True}
+
+
+_YAML_FLOAT_AS_STRING = re.compile(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+")
+
+
+def config_problem(error: Exception, configfiles: Sequence[str] = ()) -> ConfigError:
+    """One readable line for a config that failed `snakemake.utils.validate` or `check_config`: the
+    dotted key, the reason, a hint where one helps, and the config files the value may come from.
+    (Snakemake's own message for a schema failure prints the whole schema and the whole config: 1,700
+    lines for a misspelled key.)"""
+    if isinstance(error, ConfigError):
+        return ConfigError(error.key, error.problem + _files_note(configfiles))
+    # Snakemake raises its WorkflowError while handling jsonschema's ValidationError: the context.
+    candidates = [*error.args, error.__cause__, error.__context__]
+    found = next((c for c in candidates if hasattr(c, "absolute_path") and hasattr(c, "message")), None)
+    if found is None:
+        return ConfigError("(config)", str(error) + _files_note(configfiles))
+    path = [f"[{part}]" if isinstance(part, int) else f".{part}" for part in found.absolute_path]
+    problem = found.message
+    if found.validator == "additionalProperties" and isinstance(found.instance, dict):
+        allowed = list(found.schema.get("properties", {}))
+        unexpected = [key for key in found.instance if key not in allowed]
+        if unexpected:
+            path.append(f".{unexpected[0]}")
+            problem = "not a known key"
+            close = difflib.get_close_matches(str(unexpected[0]), allowed, n=1)
+            if close:
+                problem += f"; did you mean {close[0]!r}?"
+    elif (
+        found.validator == "type"
+        and isinstance(found.instance, str)
+        and _YAML_FLOAT_AS_STRING.fullmatch(found.instance)
+    ):
+        mantissa, exponent = re.split("[eE]", found.instance)
+        written = (mantissa if "." in mantissa else f"{mantissa}.0") + "e" + exponent
+        problem += f" (YAML reads {found.instance} as a string: write {written})"
+    return ConfigError("".join(path).lstrip(".") or "(top level)", problem + _files_note(configfiles))
+
+
+def _files_note(configfiles: Sequence[str]) -> str:
+    if not configfiles:
+        return ""
+    # The Snakefile's own configfile: and the same file given on the command line: named once.
+    files: dict[str, str] = {}
+    for name in configfiles:
+        files.setdefault(os.path.realpath(name), str(name))
+    return f" [config files: {', '.join(files.values())}]"
 
 
 def check_config(config: dict) -> None:
