@@ -294,6 +294,20 @@ def test_pickle_only_model_needs_the_explicit_flag(tmp_path):
         load_classifier(str(tmp_path), 3, "cls")
 
 
+def test_a_pickle_only_model_folder_is_refused_when_the_workflow_starts(config, tmp_path):
+    # Not first in every GPU job, after preprocessing and tokenizing have run.
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / "pytorch_model.bin").write_bytes(b"\x80\x04pickle")
+    config["model"] |= {"name": str(tmp_path), "build_tiny": False}
+    with pytest.raises(ConfigError, match=r"model\.allow_pickle_weights.*pytorch_model\.bin"):
+        check_config(config)
+    config["model"]["allow_pickle_weights"] = True
+    check_config(config)
+    config["model"]["allow_pickle_weights"] = False
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    check_config(config)
+
+
 @pytest.mark.parametrize(
     ("value", "hint"), [("1e-5", "write 1.0e-5"), ("2.5E-3", "write 2.5e-3"), ("3e+2", "write 3.0e+2")]
 )

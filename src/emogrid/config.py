@@ -7,6 +7,7 @@ import os
 import re
 from collections.abc import Sequence
 from itertools import product
+from pathlib import Path
 
 from emogrid.errors import ConfigError
 
@@ -68,8 +69,26 @@ def _files_note(configfiles: Sequence[str]) -> str:
     return f" [config files: {', '.join(files.values())}]"
 
 
+def check_model_folder(path: str, allow_pickle: bool) -> None:
+    """A local model folder whose only weights are pickles (which can run code when loaded) needs
+    model.allow_pickle_weights. Checked when the workflow starts and again when a cell loads it."""
+    local = Path(path)
+    if any(local.glob("*.safetensors")) or allow_pickle:
+        return
+    pickles = sorted(p.name for p in local.glob("*.bin")) + sorted(p.name for p in local.glob("*.pt"))
+    if pickles:
+        raise ConfigError(
+            "model.allow_pickle_weights",
+            f"{path} has only pickle weights ({', '.join(pickles)}), which can run code when loaded; "
+            "convert them to safetensors, or set model.allow_pickle_weights: true if you trust the source",
+        )
+
+
 def check_config(config: dict) -> None:
     """Cross-field checks; each error names the key path. Run after `snakemake.utils.validate`."""
+    model = config["model"]
+    if not model.get("build_tiny") and os.path.isdir(model["name"]):
+        check_model_folder(model["name"], model.get("allow_pickle_weights", False))
     labels = config["labels"]
     datasets = config["datasets"]
     for name, ds in datasets.items():

@@ -67,18 +67,10 @@ def load_classifier(
 
     from transformers import AutoModel
 
-    from emogrid.errors import ConfigError
+    from emogrid.config import check_model_folder
 
-    local = Path(path)
-    if local.is_dir() and not any(local.glob("*.safetensors")) and not allow_pickle:
-        pickles = sorted(p.name for p in local.glob("*.bin")) + sorted(p.name for p in local.glob("*.pt"))
-        if pickles:
-            raise ConfigError(
-                "model.allow_pickle_weights",
-                f"{path} has only pickle weights ({', '.join(pickles)}), which can run code when loaded; "
-                "convert them to safetensors, or set model.allow_pickle_weights: true if you trust "
-                "the source",
-            )
+    if Path(path).is_dir():
+        check_model_folder(path, allow_pickle)
     encoder = AutoModel.from_pretrained(
         path, trust_remote_code=False, use_safetensors=not allow_pickle or None
     )
