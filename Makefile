@@ -13,11 +13,14 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 .PHONY: demo test test-slurm test-container lint clean-demo minilm bench
 
 # torch goes in first, pinned to the CPU build on local disk: otherwise pip resolves torch from
-# the project's dependencies and downloads a multi-GB CUDA build.
+# the project's dependencies and downloads a multi-GB CUDA build. Where no local CPU wheel is configured
+# for pip, PyPI's Linux torch is that CUDA build; a CPU-only machine can ask for the CPU one with
+#   make demo TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
+TORCH_PIP_ARGS ?=
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet torch==2.13.0 $(TORCH_PIP_ARGS)
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $@
 
