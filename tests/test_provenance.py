@@ -5,8 +5,8 @@ import json
 import pytest
 
 from emogrid.errors import EmogridError
-from emogrid.provenance import describe_image, image_info, main, package_versions
-from emogrid.runs import runs_table
+from emogrid.provenance import describe_image, image_info, main, package_versions, source_state
+from emogrid.runs import code_warning, runs_table
 
 
 def test_package_versions_name_the_installed_stack():
@@ -92,3 +92,69 @@ def test_run_table_shows_each_cells_warnings(tmp_path):
     out = tmp_path / "runs.html"
     write_runs_overview([p for p, _ in paths], [q for _, q in paths], out)
     assert "the model may not be learning" in out.read_text()
+
+
+def _git(folder, *args):
+    import subprocess
+
+    env = {
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@e",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@e",
+    }
+    return subprocess.run(
+        ["git", "-C", str(folder), *args], capture_output=True, text=True, check=True, env=env
+    )
+
+
+def test_source_state_names_the_checkout_of_the_imported_code_not_the_working_directory(
+    tmp_path, monkeypatch
+):
+    monkeypatch.delenv("EMOGRID_GIT_COMMIT", raising=False)
+    code, workflow = tmp_path / "code", tmp_path / "workflow"
+    for repo in (code, workflow):
+        (repo / "pkg").mkdir(parents=True)
+        (repo / "pkg" / "m.py").write_text(f"name = {repo.name!r}\n")
+        _git(repo, "init", "-q")
+        _git(repo, "add", ".")
+        _git(repo, "commit", "-qm", "one")
+    head = _git(code, "rev-parse", "HEAD").stdout.strip()
+    state = source_state(code / "pkg", workflow_dir=workflow)
+    assert state["git_commit"] == head and state["git_dirty"] is False
+    assert state["workflow_git_commit"] == _git(workflow, "rev-parse", "HEAD").stdout.strip() != head
+    # An edit not committed: the commit alone would name code that did not run.
+    (code / "pkg" / "m.py").write_text("x = 2\n")
+    assert source_state(code / "pkg", workflow_dir=workflow)["git_dirty"] is True
+    # Outside any checkout (an image's copy of the package) the build's record is used, and only then.
+    monkeypatch.setenv("EMOGRID_GIT_COMMIT", "feedbeef")
+    bare = tmp_path / "site-packages" / "pkg"
+    bare.mkdir(parents=True)
+    assert source_state(bare, workflow_dir=workflow)["git_commit"] == "feedbeef"
+    assert source_state(code / "pkg", workflow_dir=workflow)["git_commit"] == head
+    monkeypatch.delenv("EMOGRID_GIT_COMMIT")
+    assert source_state(bare, workflow_dir=tmp_path)["git_commit"] == "unknown"
+
+
+def test_the_run_table_warns_when_cells_ran_different_code():
+    base = {
+        "config": {"name": "all4/bce/seed1"},
+        "device": {"names": ["cpu"]},
+        "precision": {"bf16": False, "fp16": False},
+        "versions": {},
+        "git_commit": "abc",
+        "git_dirty": False,
+        "inputs": {"code": "1" * 64},
+    }
+    log = {"log_history": [{"loss": 0.5}], "global_step": 3}
+    same = runs_table([base, base], [log, log])
+    assert same["code"].tolist() == ["1" * 12] * 2 and code_warning(same) == ""
+    newer = base | {"inputs": {"code": "2" * 64}, "git_dirty": True}
+    mixed = runs_table([base, newer], [log, log])
+    assert mixed["git commit"].tolist() == ["abc", "abc +uncommitted"]
+    warning = code_warning(mixed)
+    assert "2 different versions of emogrid's training code (111111111111, 222222222222)" in warning
+    assert "uncommitted changes" in warning
+    # A record from before the code digest existed shows an empty cell, not a third version.
+    old = {k: v for k, v in base.items() if k not in ("inputs", "git_dirty")}
+    assert code_warning(runs_table([base, old], [log, log])) == ""

@@ -242,6 +242,13 @@ def test_run_cell_writes_predictions_log_and_run_info(make_cell, tmp_path, monke
     assert info["seed"] == 1 and info["device"]["type"] in {"cpu", "cuda"}
     assert info["versions"]["transformers"].startswith("5.")
     assert info["image"] == image_record
+    # Which code and which inputs: the digests of the checkpoint stamp, unscrubbed, and the checkout.
+    from emogrid.checkpoints import code_digest, input_digests
+
+    assert info["inputs"] == input_digests(cell) and info["inputs"]["code"] == code_digest()
+    assert set(info["inputs"]["data"]) == set(cell["train_files"] + cell["validation_files"])
+    assert "tokenizer.json" in info["inputs"]["model"] or "spm.model" in info["inputs"]["model"]
+    assert {"git_commit", "git_dirty", "package_dir", "workflow_git_commit"} <= info.keys()
     assert len(list((out / "checkpoints").glob("checkpoint-*"))) <= 1
 
     # A rerun of the same cell picks up its last checkpoint instead of starting from step 0.

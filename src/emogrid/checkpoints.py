@@ -184,20 +184,20 @@ def identity_changes(old: dict, new: dict) -> list[str]:
     return changes
 
 
-def discard_stale_checkpoints(checkpoints: Path, cell: dict, world_size: int = 1) -> None:
+def discard_stale_checkpoints(checkpoints: Path, cell: dict, world_size: int = 1) -> dict:
     """Checkpoints written under other settings (a new learning rate, more epochs), other data, another
     model or other code are not resumed.
 
     Otherwise a changed cell would silently continue an old run. The settings and the inputs' digests
     are stamped next to the checkpoints; on a mismatch they are deleted and the cell starts fresh,
-    which the log says.
+    which the log says. Returns the identity (the run's record keeps its input digests).
     """
     stamp = checkpoints / "training_identity.json"
     identity = training_identity(cell, world_size)
     if any(checkpoints.glob("*checkpoint-*")):
         old = read_json(stamp) if stamp.exists() else {}
         if old == identity:
-            return
+            return identity
         if not old:
             why = "no record of what wrote them"
         elif "inputs" not in old:
@@ -210,3 +210,4 @@ def discard_stale_checkpoints(checkpoints: Path, cell: dict, world_size: int = 1
         )
         shutil.rmtree(checkpoints)
     write_json(stamp, identity)
+    return identity

@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import platform
+import subprocess
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -32,11 +33,18 @@ PACKAGES = [
     "scikit-learn",
     "numpy",
     "pandas",
+    "tokenizers",
+    "safetensors",
+    "huggingface_hub",
     "sentencepiece",
     "protobuf",
+    "scipy",
+    "statsmodels",
+    "pyarrow",
     "matplotlib",
     "snakemake",
 ]
+GIT_COMMIT_ENV = "EMOGRID_GIT_COMMIT"
 
 
 def secret_values(environ=None) -> list[str]:
@@ -77,6 +85,38 @@ def package_versions() -> dict[str, str | None]:
             found[name] = None
     found["python"] = platform.python_version()
     return found
+
+
+def git_state(folder: str | Path) -> tuple[str, bool | None]:
+    """(commit, has uncommitted changes to tracked files) of the git checkout holding `folder`;
+    ("unknown", None) outside one or without git."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-C", str(folder), *args], capture_output=True, text=True, timeout=10, check=True
+        ).stdout
+
+    try:
+        return git("rev-parse", "HEAD").strip(), bool(
+            git("status", "--porcelain", "--untracked-files=no").strip()
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown", None
+
+
+def source_state(package_dir: str | Path | None = None, workflow_dir: str | Path = ".") -> dict:
+    """Which code ran. `git_commit`/`git_dirty`: the checkout holding the emogrid package that was
+    imported (git runs in the package's folder: the working directory may be another checkout, and
+    inside an image, whose copy of the package has no .git, the build may record the commit in
+    EMOGRID_GIT_COMMIT). `workflow_git_*`: the checkout Snakemake ran in (Snakefile, rules, config).
+    With an editable install both are the same checkout."""
+    package_dir = Path(package_dir or Path(__file__).resolve().parent)
+    commit, dirty = git_state(package_dir)
+    state: dict = {"package_dir": str(package_dir), "git_commit": commit, "git_dirty": dirty}
+    if commit == "unknown" and os.environ.get(GIT_COMMIT_ENV):
+        state |= {"git_commit": os.environ[GIT_COMMIT_ENV], "git_commit_from": GIT_COMMIT_ENV}
+    state["workflow_git_commit"], state["workflow_git_dirty"] = git_state(workflow_dir)
+    return state
 
 
 def describe_image(name: str) -> dict:

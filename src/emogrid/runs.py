@@ -43,16 +43,43 @@ def runs_table(
                 "python": versions.get("python"),
                 "torch": versions.get("torch"),
                 "transformers": versions.get("transformers"),
-                "git commit": str(info.get("git_commit", ""))[:12],
+                "git commit": str(info.get("git_commit", ""))[:12]
+                + (" +uncommitted" if info.get("git_dirty") else ""),
+                # sha256 of the training code that ran (run_info.json before 2026-12-01 has none).
+                "code": str((info.get("inputs") or {}).get("code", ""))[:12],
             }
         )
     return pd.DataFrame(rows)
+
+
+def code_warning(table: pd.DataFrame) -> str:
+    """A sentence when the cells were trained by different training code or from a checkout with
+    uncommitted changes; "" otherwise. Snakemake reruns a cell when its settings change, not when
+    emogrid's code does, so a grid can hold cells of two code versions."""
+    parts = []
+    versions = sorted({code for code in table["code"] if code})
+    if len(versions) > 1:
+        parts.append(
+            f"WARNING: these cells were trained by {len(versions)} different versions of emogrid's training "
+            f"code ({', '.join(versions)}): differences between them may be the code's. Retrain the older "
+            "cells (snakemake --forcerun train) to compare like with like."
+        )
+    if table["git commit"].str.endswith("+uncommitted").any():
+        parts.append(
+            "WARNING: some cells ran from a checkout with uncommitted changes"
+            " (the code column tells their code apart)."
+        )
+    return " ".join(parts)
 
 
 def write_runs_overview(run_info_paths: Sequence[str], train_log_paths: Sequence[str], out_path: str) -> None:
     table = runs_table([io.read_json(p) for p in run_info_paths], [io.read_json(p) for p in train_log_paths])
     note = (
         "Each training cell: device, precision, steps, final loss, warnings (for example a gradient norm "
-        "that stayed tiny), the container image it ran in and the package versions it ran with."
+        "that stayed tiny), the container image it ran in, the package versions it ran with, the git "
+        "commit of its code and that code's sha256."
     )
+    warning = code_warning(table)
+    if warning:
+        note = f"{warning} {note}"
     io.write_text(out_path, to_html_document("Runs", [("Runs", note, table)]))

@@ -16,7 +16,6 @@ import math
 import os
 import re
 import signal
-import subprocess
 import sys
 import time
 import warnings
@@ -46,7 +45,7 @@ from emogrid.io import read_json, write_json, write_parquet
 from emogrid.losses import build_loss
 from emogrid.modeling import load_classifier
 from emogrid.preemption import Preempted, StopOnSignal
-from emogrid.provenance import image_info, package_versions, scrub
+from emogrid.provenance import image_info, package_versions, scrub, source_state
 from emogrid.tokenize import load_tokenizer
 
 
@@ -334,18 +333,6 @@ def training_arguments(cell: dict, output_dir: Path) -> TrainingArguments:
     )
 
 
-def git_commit() -> str:
-    if os.environ.get("EMOGRID_GIT_COMMIT"):
-        return os.environ["EMOGRID_GIT_COMMIT"]
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
-        )
-        return out.stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
 def predict_split(trainer: Trainer, frame: pd.DataFrame) -> pd.DataFrame:
     """Sigmoid probabilities for `frame`'s rows, batched shortest-first to keep padding small."""
     order = np.argsort(frame["input_ids"].map(len).to_numpy(), kind="stable")
@@ -527,10 +514,10 @@ def run_cell(cell: dict) -> Path:
         args = trainer.args
         # One process decides what to resume from (and sets stale or half-written checkpoints aside).
         if trainer.is_world_process_zero():
-            discard_stale_checkpoints(checkpoints, cell, args.world_size)
+            identity = discard_stale_checkpoints(checkpoints, cell, args.world_size)
             last = last_complete_checkpoint(checkpoints)
         else:
-            last = None
+            identity, last = {}, None
         last = from_main_process(trainer, last)
         first_step = start_step(last)
         print(
@@ -583,7 +570,8 @@ def run_cell(cell: dict) -> Path:
                 {
                     "cell": cell["cell"],
                     "seed": seed,
-                    "git_commit": git_commit(),
+                    # git_commit, git_dirty, package_dir: which code this was.
+                    **source_state(),
                     "versions": package_versions(),
                     "image": image_info(),
                     "device": devices,
@@ -594,7 +582,10 @@ def run_cell(cell: dict) -> Path:
                     "model_source": model_source(cell["model"]["path"]),
                     "config": cell,
                 }
-            ),
+            )
+            # sha256 of the token files, of every model file and of the training code. Not scrubbed:
+            # file names such as "tokenizer.json" read as credential keys, and digests hold no secret.
+            | {"inputs": identity["inputs"]},
         )
     return out_dir
 
