@@ -88,6 +88,9 @@ def test_assigned_gpu_without_cuda_falls_back_to_cpu_with_a_clear_message(monkey
     seen = describe_devices()
     assert seen["CUDA_VISIBLE_DEVICES"] == "0" and seen["device_count"] == 0
     assert seen["scheduler"]["SLURM_JOB_ID"] == "42"
+    # The CPU it ran on, by model and by the kernel set torch chose (its numbers depend on both).
+    assert seen["names"] == [seen["cpu"]] and seen["cpu"] not in ("", "x86_64")
+    assert seen["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     assert "CUDA_VISIBLE_DEVICES=0 was assigned" in seen["fallback"] and "running on CPU" in seen["fallback"]
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES")
     assert cpu_fallback_message(describe_devices()) is None

@@ -11,6 +11,7 @@ import os
 import platform
 import socket
 import sys
+from pathlib import Path
 
 import pandas as pd
 import torch
@@ -31,6 +32,17 @@ SCHEDULER_VARIABLES = (
 )
 
 
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo), else what the platform module knows."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text(errors="replace").splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def describe_devices() -> dict:
     """The visible GPUs as torch sees them, next to what the environment promised."""
     cuda = torch.cuda.is_available()
@@ -45,9 +57,13 @@ def describe_devices() -> dict:
         "count": count,
         "names": [torch.cuda.get_device_name(i) for i in range(count)]
         if cuda
-        else [platform.processor() or platform.machine()],
+        else [cpu_model()],
         "torch": torch.__version__,
         "torch_cuda": torch.version.cuda,
+        # Bit-identical CPU results need the same instruction set (torch picks kernels by it) and threads.
+        "cpu": cpu_model(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+        "cudnn": torch.backends.cudnn.version() if cuda else None,
         "scheduler": {k: os.environ[k] for k in SCHEDULER_VARIABLES if k in os.environ},
     }
     fallback = cpu_fallback_message(description)
@@ -80,6 +96,7 @@ def devices_table(description: dict) -> pd.DataFrame:
         ("torch.cuda.device_count()", description["device_count"]),
         ("devices", ", ".join(description["names"])),
         ("torch / CUDA build", f"{description['torch']} / {description['torch_cuda'] or 'none'}"),
+        ("CPU (kernel set torch uses)", f"{description.get('cpu')} ({description.get('cpu_capability')})"),
         *[(k, v) for k, v in description["scheduler"].items()],
         ("note", description.get("fallback", "")),
     ]
