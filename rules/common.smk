@@ -13,6 +13,7 @@ from emogrid.config import (
     evaluation_datasets,
     grid_cells,
     requested_gpus,
+    resolve_config,
     synthetic_datasets,
     token_file,
     train_launcher,
@@ -20,6 +21,7 @@ from emogrid.config import (
 
 try:
     validate(config, schema="../schemas/config.schema.yaml")
+    resolve_config(config)
     check_config(config)
 except (WorkflowError, ConfigError) as error:
     raise config_problem(error, workflow.configfiles) from None

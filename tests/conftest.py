@@ -15,7 +15,7 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 import yaml  # noqa: E402
 
-from emogrid.config import SCHEDULER_ONLY  # noqa: E402
+from emogrid.config import SCHEDULER_ONLY, resolve_config  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEMO_CONFIGS = [str(REPO_ROOT / "config/config.yaml"), str(REPO_ROOT / "config/demo.yaml")]
@@ -57,7 +57,7 @@ def load_config(*overlays: str) -> dict:
     for overlay in overlays:
         update_config(config, yaml.safe_load((REPO_ROOT / overlay).read_text()))
     validate(config, str(REPO_ROOT / "schemas/config.schema.yaml"))
-    return config
+    return resolve_config(config)
 
 
 @pytest.fixture(scope="session")

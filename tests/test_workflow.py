@@ -252,6 +252,14 @@ def test_bad_config_fails_before_any_job_naming_the_key(tmp_path, overlay, key):
     assert not (tmp_path / "results").exists()
 
 
+def test_a_demo_with_another_results_directory_generates_its_own_corpus(tmp_path):
+    (tmp_path / "config").symlink_to(REPO_ROOT / "config")
+    (tmp_path / "other.yaml").write_text("results: results/other\n")
+    dry = snakemake(tmp_path, "-n", "-p", "--cores", "1", overlay=str(tmp_path / "other.yaml")).stdout
+    assert "results/other/synthetic/goemotions/train.tsv" in dry
+    assert "results/demo" not in dry
+
+
 def test_train_jobs_with_several_gpus_launch_torchrun(tmp_path):
     (tmp_path / "config").symlink_to(REPO_ROOT / "config")
     dry = snakemake(tmp_path, "-n", "-p", "--cores", "1", "--set-resources", "train:gpu=4").stdout

@@ -184,6 +184,23 @@ def evaluation_datasets(config: dict) -> list[str]:
     return list(config["evaluation"].get("datasets") or config["datasets"])
 
 
+RESULTS_PLACEHOLDER = "{results}"
+
+
+def resolve_config(config: dict) -> dict:
+    """Fill in what the schema's defaults cannot, in place, after validation: the losses' defaults that
+    depend on their type (`loss_settings`), and "{results}" in the datasets' source_dir, replaced by
+    the config's `results`. The demo's corpus lives under its own results directory, so a copy of
+    config/demo.yaml with another `results` (or `--config results=...`) generates and reads its own
+    corpus, not the demo's."""
+    for name, loss in config["losses"].items():
+        config["losses"][name] = loss_settings(loss)
+    for ds in config["datasets"].values():
+        if isinstance(ds.get("source_dir"), str):
+            ds["source_dir"] = ds["source_dir"].replace(RESULTS_PLACEHOLDER, str(config["results"]))
+    return config
+
+
 def synthetic_datasets(config: dict) -> list[str]:
     """The datasets read from the generated demo corpus (source_dir under {results}/synthetic/), not
     from published files: their scores say nothing about the published datasets."""
