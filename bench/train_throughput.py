@@ -186,13 +186,17 @@ def run_raw_loop(config, model, work, warmup, steps, batches) -> dict:
 
 
 class PaddedRows(torch.utils.data.Dataset):
+    """The seed-style rows; `fetched` lists the row indices in the order the Trainer read them."""
+
     def __init__(self, encoded, labels):
         self.encoded, self.labels = encoded, labels
+        self.fetched: list[int] = []
 
     def __len__(self):
         return len(self.labels)
 
     def __getitem__(self, i):
+        self.fetched.append(int(i))
         return {
             "input_ids": self.encoded["input_ids"][i],
             "attention_mask": self.encoded["attention_mask"][i],
@@ -228,14 +232,18 @@ def run_seed_style(config, model, work, warmup, steps) -> dict:
         seed=1,
     )
     clock = StepClock()
-    trainer = Trainer(model=net, args=args, train_dataset=PaddedRows(encoded, labels), callbacks=[clock])
-    # The batches the default random sampler draws, for the real-token count.
-    sampler_order = list(trainer._get_train_sampler(trainer.train_dataset))
+    rows = PaddedRows(encoded, labels)
+    trainer = Trainer(model=net, args=args, train_dataset=rows, callbacks=[clock])
     trainer.train()
+    # Real (unpadded) tokens of the rows the timed steps trained on (the loader reads in order, in
+    # this process). Before 2026-12-01 they were counted on a separate draw of the sampler.
     real = np.asarray(encoded["attention_mask"]).sum(axis=1)
-    timed = sampler_order[warmup * BATCH : (warmup + steps) * BATCH]
-    # The sampler is re-seeded identically by train(); its draw equals this one up to the seed state.
-    tokens = int(real[timed].sum()) if len(timed) == BATCH * steps else int(real.mean() * BATCH * steps)
+    timed = rows.fetched[warmup * BATCH : (warmup + steps) * BATCH]
+    if len(timed) != BATCH * steps:
+        raise RuntimeError(
+            f"seed-style run read {len(rows.fetched)} rows, expected {(warmup + steps) * BATCH}"
+        )
+    tokens = int(real[timed].sum())
     return timed_rate(clock.ends, warmup, BATCH * steps, tokens)
 
 
