@@ -1,6 +1,7 @@
 import json
 from pathlib import Path
 
+from snakemake import __version__ as SNAKEMAKE_VERSION
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
@@ -12,6 +13,7 @@ from emogrid.config import (
     config_problem,
     evaluation_datasets,
     grid_cells,
+    recorded_config,
     requested_gpus,
     resolve_config,
     synthetic_datasets,
@@ -120,4 +122,5 @@ def get_final_output():
         f"{RESULTS}/plots/f1_macro_bars.png",
         f"{RESULTS}/plots/per_class_f1.png",
         f"{RESULTS}/plots/training_curves.png",
+        f"{RESULTS}/config.resolved.yaml",
     ]

@@ -1,5 +1,6 @@
 # Aggregation, plots and tables run where snakemake runs (seconds of numpy), never as cluster jobs.
 localrules:
+    resolved_config,
     bootstrap,
     f1_tables,
     paired_tables,
@@ -209,3 +210,23 @@ rule run_overview:
         "../envs/report.yaml"
     script:
         "../workflow_scripts/run_overview.py"
+
+
+rule resolved_config:
+    output:
+        report(
+            f"{RESULTS}/config.resolved.yaml",
+            caption="../report/resolved_config.rst",
+            category="Provenance",
+            labels={"file": "resolved config"},
+        ),
+    log:
+        f"{RESULTS}/logs/resolved_config.log",
+    conda:
+        "../envs/report.yaml"
+    params:
+        # Any change of the config but a scheduler-only one rewrites the file.
+        config=recorded_config(config),
+        snakemake_version=SNAKEMAKE_VERSION,
+    script:
+        "../workflow_scripts/resolved_config.py"

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from conftest import REPO_ROOT, run_snakemake
-from emogrid.config import grid_cells, synthetic_datasets
+from emogrid.config import grid_cells, recorded_config, synthetic_datasets
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True, overlay: str | None = None):
@@ -107,6 +107,20 @@ def test_demo_paired_table_is_the_whole_family_with_holm(demo_run):
     assert (paired["ci_low"] <= paired["ci_high"]).all()
     assert (paired["p_holm"] >= paired["p_value"] - 1e-12).all() and paired["p_value"].between(0, 1).all()
     assert "Holm" in (demo_run / "tables/paired.md").read_text()
+
+
+@pytest.mark.slow
+def test_the_results_directory_keeps_the_config_it_was_made_with(demo_run):
+    import yaml
+
+    from conftest import load_config
+
+    written = yaml.safe_load((demo_run / "config.resolved.yaml").read_text())
+    # The merged, validated and resolved config: label maps, split seeds, statistics settings and all.
+    assert written == recorded_config(load_config("config/demo.yaml"))
+    assert "threads" not in written["training"] and "learning_rate" in written["training"]
+    assert written["datasets"]["isear"]["split"]["seed"] == 2018
+    assert written["losses"]["asl"]["prior_bias_init"] is False
 
 
 @pytest.mark.slow

@@ -201,6 +201,14 @@ def resolve_config(config: dict) -> dict:
     return config
 
 
+def recorded_config(config: dict) -> dict:
+    """The config as {results}/config.resolved.yaml records it: all of it but the scheduler-only
+    training settings (SCHEDULER_ONLY), which change no result and, like the cells, should rewrite
+    nothing when raised."""
+    training = {k: v for k, v in config["training"].items() if k not in SCHEDULER_ONLY}
+    return {**config, "training": training}
+
+
 def synthetic_datasets(config: dict) -> list[str]:
     """The datasets read from the generated demo corpus (source_dir under {results}/synthetic/), not
     from published files: their scores say nothing about the published datasets."""

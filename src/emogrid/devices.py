@@ -55,9 +55,7 @@ def describe_devices() -> dict:
         "device_count": count,
         "type": "cuda" if cuda else "cpu",
         "count": count,
-        "names": [torch.cuda.get_device_name(i) for i in range(count)]
-        if cuda
-        else [cpu_model()],
+        "names": [torch.cuda.get_device_name(i) for i in range(count)] if cuda else [cpu_model()],
         "torch": torch.__version__,
         "torch_cuda": torch.version.cuda,
         # Bit-identical CPU results need the same instruction set (torch picks kernels by it) and threads.

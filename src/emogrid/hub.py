@@ -19,7 +19,7 @@ import shutil
 from pathlib import Path
 
 from emogrid.errors import HubError
-from emogrid.io import file_hash
+from emogrid.io import file_hash, readable_as_umask_allows
 
 WANTED = ["*.json", "*.safetensors", "*.model", "*.txt", "tokenizer*", "spm*"]
 PICKLE_WEIGHTS = "pytorch_model.bin"
@@ -101,6 +101,7 @@ def fetch_model(repo_id: str, out_dir: str | Path, revision: str | None = None) 
             },
         }
         (partial / SOURCE_FILE).write_text(json.dumps(record, indent=1) + "\n", encoding="utf-8")
+        readable_as_umask_allows(partial)
         partial.rename(out_dir)
     except BaseException:
         shutil.rmtree(partial, ignore_errors=True)

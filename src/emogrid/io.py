@@ -37,6 +37,19 @@ def temp_file_beside(path: Path) -> Path:
     return Path(name)
 
 
+def readable_as_umask_allows(folder: str | Path) -> None:
+    """Give every file under `folder` the permissions a plain open() would have (0o666 less the umask)
+    on top of its own. Libraries that write atomically through a private temp file (safetensors' save,
+    hence every model.safetensors and checkpoint) leave 0600 files a project group cannot read."""
+    bits = 0o666 & ~_umask()
+    for path in Path(folder).rglob("*"):
+        try:
+            if path.is_file() and not path.is_symlink():
+                path.chmod(path.stat().st_mode | bits)
+        except (FileNotFoundError, PermissionError):
+            pass  # another process's file, or one removed meanwhile (an old checkpoint rotated out)
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path next to `path`; rename it into place only if the block succeeds."""

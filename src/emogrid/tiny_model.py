@@ -11,6 +11,8 @@ import argparse
 import io
 from pathlib import Path
 
+from emogrid.io import readable_as_umask_allows
+
 # Special-token ids follow DeBERTa-v3's spm.model: pad 0, [CLS] 1, [SEP] 2, unk 3, [MASK] a user symbol.
 SPECIALS = {
     "pad_id": 0,
@@ -104,6 +106,7 @@ def build_tiny_deberta(
     torch.manual_seed(seed)
     model = AutoModelForSequenceClassification.from_config(config)
     model.save_pretrained(out_dir)
+    readable_as_umask_allows(out_dir)
     return out_dir
 
 

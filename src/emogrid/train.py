@@ -41,7 +41,7 @@ from emogrid.errors import EmogridError, NonFiniteTrainingError
 from emogrid.evaluate import score, tune_covered_thresholds
 from emogrid.hub import SOURCE_FILE
 from emogrid.imbalance import label_frequencies, positive_weights, sampling_weights
-from emogrid.io import read_json, write_json, write_parquet
+from emogrid.io import read_json, readable_as_umask_allows, write_json, write_parquet
 from emogrid.losses import build_loss
 from emogrid.modeling import load_classifier
 from emogrid.preemption import Preempted, StopOnSignal
@@ -158,6 +158,15 @@ class EmotionTrainer(Trainer):
             if self.train_sampler is not None
             else super()._get_train_sampler(train_dataset)
         )
+
+
+class ReadableCheckpoints(TrainerCallback):
+    """Checkpoint files get the permissions the umask allows: safetensors writes its files 0600, and a
+    collaborator in the project group could neither resume nor inspect a cell."""
+
+    def on_save(self, args, state, control, **kwargs):
+        if state.is_world_process_zero:
+            readable_as_umask_allows(Path(args.output_dir) / f"checkpoint-{state.global_step}")
 
 
 class GradientHealthCallback(TrainerCallback):
@@ -448,7 +457,7 @@ def build_trainer(cell: dict, callbacks: list | None = None) -> tuple[EmotionTra
         data_collator=CollatorWithDatasetIndex(tokenizer.pad_token_id),
         processing_class=tokenizer,
         compute_metrics=partial(compute_validation_metrics, grid=cell.get("threshold_grid")),
-        callbacks=[health, *(callbacks or [])],
+        callbacks=[health, ReadableCheckpoints(), *(callbacks or [])],
         loss_fn=build_loss(cell["loss"], pos_weight),
         train_sampler=sampler,
         cell_name=cell.get("name", "cell"),

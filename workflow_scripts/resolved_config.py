@@ -1,0 +1,15 @@
+import sys
+
+import yaml
+
+from emogrid.io import write_text
+from emogrid.provenance import scrub
+
+sys.stderr = open(snakemake.log[0], "w")
+
+header = (
+    "# The merged, validated config this results directory was made with (defaults filled in),\n"
+    "# without the scheduler-only training settings (threads, mem_mb, runtime), which change no result;\n"
+    f"# written by emogrid's workflow under snakemake {snakemake.params.snakemake_version}.\n"
+)
+write_text(snakemake.output[0], header + yaml.safe_dump(scrub(snakemake.params.config), sort_keys=False))
