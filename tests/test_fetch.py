@@ -150,4 +150,5 @@ def test_a_download_cut_short_is_an_error_even_without_an_md5(tmp_path):
             fetch_dataset("toy", cfg, tmp_path / "raw", verify_md5=False)
     finally:
         server.shutdown()
+        server.server_close()
     assert not (tmp_path / "raw" / "a.txt").exists() and not (tmp_path / "raw" / "manifest.json").exists()

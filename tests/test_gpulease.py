@@ -72,6 +72,8 @@ def test_jobs_get_disjoint_gpus_a_third_waits_and_a_killed_job_frees_its_gpu(mac
     assert _wait_for(outs[2]) == f"{freed} PCI_BUS_ID"
     hold.unlink()
     assert second.wait(WAIT) == 0 and third.wait(WAIT) == 0
+    for job in (first, second, third):
+        job.stderr.close()
 
 
 @pytest.mark.skipif(gpulease.NVIDIA_PROC.is_dir(), reason="a real GPU machine: its driver's count wins")
@@ -80,6 +82,7 @@ def test_a_two_gpu_job_gets_both(machine, tmp_path):
     job = _job(machine, 2, tmp_path / "out", hold)
     assert _wait_for(tmp_path / "out") == "0,1 PCI_BUS_ID"
     assert job.wait(WAIT) == 0
+    job.stderr.close()
 
 
 @pytest.mark.parametrize(

@@ -66,6 +66,22 @@ def test_load_classifier_reads_safetensors_encoder(tmp_path):
         torch.testing.assert_close(loaded[name], tensor, rtol=0, atol=0)
 
 
+def test_a_checkpoint_missing_encoder_weights_is_refused_not_filled_at_random(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    encoder = tiny_encoder()
+    encoder.save_pretrained(tmp_path)
+    weights = tmp_path / "model.safetensors"
+    state = load_file(weights)
+    dropped = [k for k in state if k.startswith("encoder.layer.0.attention.self.query.")]
+    assert dropped
+    save_file({k: v for k, v in state.items() if k not in dropped}, weights, metadata={"format": "pt"})
+    with pytest.raises(
+        ValueError, match=r"2 missing.*encoder\.layer\.0\.attention\.self\.query.*partly random"
+    ):
+        load_classifier(str(tmp_path), num_labels=5, pooling="mean")
+
+
 def test_loading_never_runs_code_shipped_with_the_model(tiny_corpus, tmp_path):
     """A model folder whose config and tokenizer config point at their own Python code (`auto_map`):
     loading uses transformers' own classes and never imports that code."""

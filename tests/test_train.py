@@ -473,3 +473,32 @@ def test_auto_precision_takes_bf16_only_where_the_gpu_has_it_natively(monkeypatc
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda including_emulation=True: True)
     assert resolve_precision("auto") == {"bf16": True, "fp16": False}
     assert resolve_precision("fp32") == {"bf16": False, "fp16": False}
+
+
+def test_the_trainer_internals_emotion_trainer_overrides_are_still_there():
+    # EmotionTrainer overrides private Trainer methods and sets private flags. A transformers upgrade
+    # that renames one would leave the override uncalled and training quietly different (the loss
+    # scaling of transformers#47688, the DDP sampler epoch, the non-finite check): fail here instead.
+    import inspect
+
+    from transformers import Trainer
+
+    from emogrid.train import EmotionTrainer
+
+    expected = {
+        "compute_loss": ["model", "inputs", "return_outputs", "num_items_in_batch"],
+        "get_batch_samples": ["epoch_iterator", "num_batches", "device"],
+        "_get_grad_norm": ["model", "grad_norm"],
+        "_get_train_sampler": ["train_dataset"],
+    }
+    for name, parameters in expected.items():
+        assert name in EmotionTrainer.__dict__, name
+        assert list(inspect.signature(getattr(Trainer, name)).parameters)[1:] == parameters, name
+    # _run_epoch takes everything by keyword, and the override reads kwargs["epoch"].
+    assert "epoch" in inspect.signature(Trainer._run_epoch).parameters
+    assert "epoch=" in inspect.getsource(Trainer.train) or "epoch=" in inspect.getsource(
+        Trainer._inner_training_loop
+    )
+    source = inspect.getsource(Trainer)
+    for flag in ("model_accepts_loss_kwargs", "loss_is_scaled_for_ga"):
+        assert f"self.{flag}" in source, flag

@@ -18,6 +18,9 @@ POOLINGS = ("cls", "mean")
 class EmotionClassifier(nn.Module):
     # Trainer inspects this when it loads a checkpoint of a model that is not a PreTrainedModel.
     _keys_to_ignore_on_save = None
+    # The loss is computed outside the model, by EmotionTrainer: Trainer must not treat the model as
+    # scaling it for gradient accumulation (transformers#47688). EmotionTrainer also says so itself.
+    accepts_loss_kwargs = False
 
     def __init__(self, encoder: nn.Module, num_labels: int, pooling: str = "cls", dropout: float = 0.1):
         super().__init__()
@@ -71,7 +74,19 @@ def load_classifier(
 
     if Path(path).is_dir():
         check_model_folder(path, allow_pickle)
-    encoder = AutoModel.from_pretrained(
-        path, trust_remote_code=False, use_safetensors=not allow_pickle or None
+    encoder, loading = AutoModel.from_pretrained(
+        path, trust_remote_code=False, use_safetensors=not allow_pickle or None, output_loading_info=True
     )
+    # transformers initialises weights missing from the checkpoint at random and only logs it: a cell
+    # would fine-tune a partly random encoder and report it as the pretrained model. BERT's pooler is
+    # the exception: AutoModel adds it, and the classifier pools the hidden states itself.
+    missing = sorted(k for k in loading["missing_keys"] if not k.startswith("pooler."))
+    mismatched = sorted(str(k) for k in loading.get("mismatched_keys", []))
+    if missing or mismatched:
+        names = missing + mismatched
+        shown = ", ".join(names[:8]) + (f", … {len(names) - 8} more" if len(names) > 8 else "")
+        raise ValueError(
+            f"{path}: the checkpoint does not hold the whole encoder ({len(missing)} missing, "
+            f"{len(mismatched)} of another shape: {shown}); loading it would train a partly random model"
+        )
     return EmotionClassifier(encoder, num_labels, pooling=pooling, dropout=dropout)
