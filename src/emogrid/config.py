@@ -7,19 +7,16 @@ import os
 import re
 from collections.abc import Sequence
 from itertools import product
-from pathlib import Path
 
 from emogrid.errors import ConfigError
+from emogrid.hub import check_model_folder
+from emogrid.settings import loss_settings
 
 SPLITS = ("train", "validation", "test")
 # What the scheduler gets (the train rule's threads and resources), not what training computes. They
 # stay out of the cell file, so raising a time limit or a memory request does not rewrite the cells
 # and rerun (and re-predict) every finished one. `gpus` stays in: it sets the global batch size.
 SCHEDULER_ONLY = ("threads", "mem_mb", "runtime")
-# A loss's `prior_bias_init` when its config leaves it out. Off for pure ASL: a bias at a label's prior
-# (p ~ 0.04) sits under the clip margin (0.05), where negatives give no gradient, and the outputs drift
-# to all-positive. On for BCE and the combined loss, whose BCE part keeps the negatives' gradient.
-PRIOR_BIAS_INIT_DEFAULT = {"bce": True, "asl": False, "combined": True}
 
 
 _YAML_FLOAT_AS_STRING = re.compile(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+")
@@ -67,21 +64,6 @@ def _files_note(configfiles: Sequence[str]) -> str:
     for name in configfiles:
         files.setdefault(os.path.realpath(name), str(name))
     return f" [config files: {', '.join(files.values())}]"
-
-
-def check_model_folder(path: str, allow_pickle: bool) -> None:
-    """A local model folder whose only weights are pickles (which can run code when loaded) needs
-    model.allow_pickle_weights. Checked when the workflow starts and again when a cell loads it."""
-    local = Path(path)
-    if any(local.glob("*.safetensors")) or allow_pickle:
-        return
-    pickles = sorted(p.name for p in local.glob("*.bin")) + sorted(p.name for p in local.glob("*.pt"))
-    if pickles:
-        raise ConfigError(
-            "model.allow_pickle_weights",
-            f"{path} has only pickle weights ({', '.join(pickles)}), which can run code when loaded; "
-            "convert them to safetensors, or set model.allow_pickle_weights: true if you trust the source",
-        )
 
 
 def check_config(config: dict) -> None:
@@ -245,11 +227,6 @@ def imbalance_config(config: dict, imbalance: str) -> dict:
 
 def token_file(results: str, dataset: str, split: str) -> str:
     return f"{results}/tokens/{dataset}/{split}.parquet"
-
-
-def loss_settings(loss: dict) -> dict:
-    """A named loss with the defaults that depend on its type filled in (the schema fills the rest)."""
-    return {"prior_bias_init": PRIOR_BIAS_INIT_DEFAULT[loss["type"]], **loss}
 
 
 def cell_config(

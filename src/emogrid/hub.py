@@ -18,13 +18,28 @@ import json
 import shutil
 from pathlib import Path
 
-from emogrid.errors import HubError
+from emogrid.errors import ConfigError, HubError
 from emogrid.io import file_hash, readable_as_umask_allows
 
 WANTED = ["*.json", "*.safetensors", "*.model", "*.txt", "tokenizer*", "spm*"]
 PICKLE_WEIGHTS = "pytorch_model.bin"
 # emogrid's record of the fetch; named so that no file of the repo itself is overwritten.
 SOURCE_FILE = "emogrid_source.json"
+
+
+def check_model_folder(path: str | Path, allow_pickle: bool) -> None:
+    """A local model folder whose only weights are pickles (which can run code when loaded) needs
+    model.allow_pickle_weights. Checked when the workflow starts and again when a cell loads it."""
+    local = Path(path)
+    if any(local.glob("*.safetensors")) or allow_pickle:
+        return
+    pickles = sorted(p.name for p in local.glob("*.bin")) + sorted(p.name for p in local.glob("*.pt"))
+    if pickles:
+        raise ConfigError(
+            "model.allow_pickle_weights",
+            f"{path} has only pickle weights ({', '.join(pickles)}), which can run code when loaded; "
+            "convert them to safetensors, or set model.allow_pickle_weights: true if you trust the source",
+        )
 
 
 def convert_pickle_weights(folder: Path) -> dict:

@@ -70,7 +70,7 @@ def load_classifier(
 
     from transformers import AutoModel
 
-    from emogrid.config import check_model_folder
+    from emogrid.hub import check_model_folder
 
     if Path(path).is_dir():
         check_model_folder(path, allow_pickle)

@@ -35,7 +35,6 @@ from transformers.trainer_callback import TrainerState
 
 from emogrid.batching import EncodedExamples, MixtureLengthSampler, MultiLabelCollator
 from emogrid.checkpoints import STATE_FILE, discard_stale_checkpoints, last_complete_checkpoint
-from emogrid.config import loss_settings
 from emogrid.devices import cpu_fallback_message, describe_devices
 from emogrid.errors import EmogridError, NonFiniteTrainingError
 from emogrid.evaluate import score, tune_covered_thresholds
@@ -46,6 +45,7 @@ from emogrid.losses import build_loss
 from emogrid.modeling import load_classifier
 from emogrid.preemption import Preempted, StopOnSignal
 from emogrid.provenance import image_info, package_versions, scrub, source_state
+from emogrid.settings import loss_settings
 from emogrid.tokenize import load_tokenizer
 
 
