@@ -107,8 +107,64 @@ def test_devices_someone_else_chose_are_left_alone(machine, tmp_path, env, reaso
     assert not (tmp_path / "locks").exists()
 
 
+def test_inside_a_multi_gpu_allocation_jobs_share_out_its_gpus(machine, tmp_path):
+    # snakemake run locally in an salloc with 4 GPUs: CUDA_VISIBLE_DEVICES lists them all, and each
+    # one-GPU cell must get one of those, not all four (and so GPU 2 for every cell).
+    env = machine | {
+        "CUDA_VISIBLE_DEVICES": "2,5,6,7",
+        "SLURM_JOB_ID": "42",
+        "CUDA_DEVICE_ORDER": "FASTEST_FIRST",
+    }
+    hold = tmp_path / "hold"
+    hold.touch()
+    jobs = [_job(env, 1, tmp_path / f"out{i}", hold) for i in range(2)]
+    got = {_wait_for(tmp_path / f"out{i}") for i in range(2)}
+    # Two different devices of the four; the order the allocation's numbering means is left as it was.
+    assert len(got) == 2 and all(
+        g.split()[0] in {"2", "5", "6", "7"} and g.endswith("FASTEST_FIRST") for g in got
+    )
+    hold.unlink()
+    for job in jobs:
+        assert job.wait(WAIT) == 0
+        job.stderr.close()
+
+
+def test_a_symlinked_lock_file_is_refused_and_its_target_left_alone(tmp_path):
+    # Another user of the shared folder must not be able to point a lock at someone's file.
+    locks = tmp_path / "locks"
+    locks.mkdir()
+    target = tmp_path / "private"
+    target.write_text("secret")
+    target.chmod(0o600)
+    (locks / "gpu-0.lock").symlink_to(target)
+    with pytest.raises(SystemExit, match="cannot use the lock file"):
+        gpulease.lease(1, ["0"], locks)
+    assert oct(target.stat().st_mode & 0o777) == oct(0o600) and target.read_text() == "secret"
+    (locks / "gpu-0.lock").unlink()
+    (locks / "gpu-0.lock").mkdir()
+    with pytest.raises(SystemExit, match="not a regular file"):
+        gpulease.lease(1, ["0"], locks)
+
+
+def test_a_lock_folder_that_is_a_symlink_is_refused(tmp_path):
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "locks").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(SystemExit, match="not a folder"):
+        gpulease.lease(1, ["0"], tmp_path / "locks")
+
+
+def test_a_new_lock_folder_is_shared_like_tmp_and_its_files_are_readable(tmp_path):
+    held = gpulease.lease(1, ["0"], tmp_path / "a" / "locks")
+    assert oct((tmp_path / "a" / "locks").stat().st_mode & 0o7777) == oct(0o1777)
+    assert oct((tmp_path / "a" / "locks" / "gpu-0.lock").stat().st_mode & 0o777) == oct(0o644)
+    for fd in held.values():
+        os.close(fd)
+
+
 @pytest.mark.skipif(gpulease.NVIDIA_PROC.is_dir(), reason="a real GPU machine")
 def test_a_machine_without_gpus_runs_the_command_as_given(machine):
+    if any(Path(d, "nvidia-smi").exists() for d in ("/usr/bin", "/bin")):
+        pytest.skip("nvidia-smi is installed here")
     env = machine | {"PATH": "/usr/bin:/bin"}  # without the fake nvidia-smi
     result = subprocess.run(
         [
@@ -136,27 +192,58 @@ def test_count_gpus_reads_the_driver_entries(tmp_path):
     assert gpulease.count_gpus(tmp_path) == 3
 
 
-def test_lease_takes_only_free_gpus_all_or_nothing(tmp_path):
+def _hold(locks, device):
+    fd = os.open(locks / f"gpu-{device}.lock", os.O_RDONLY | os.O_CREAT, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def test_lease_takes_only_free_gpus(tmp_path):
     locks = tmp_path / "locks"
     locks.mkdir()
-    taken = os.open(locks / "gpu0.lock", os.O_RDWR | os.O_CREAT)
-    fcntl.flock(taken, fcntl.LOCK_EX)
-    held = gpulease.lease(1, 3, locks)
-    assert list(held) == [1]
-    more = gpulease.lease(1, 3, locks)
-    assert list(more) == [2]
-    for fd in (*held.values(), *more.values()):
-        os.close(fd)
-    # Two free GPUs again (1 and 2); a job asking for 2 gets exactly those and leaves gpu0's holder alone.
-    both = gpulease.lease(2, 3, locks)
-    assert sorted(both) == [1, 2]
-    for fd in (*both.values(), taken):
+    taken = _hold(locks, "0")
+    held = gpulease.lease(1, ["0", "1", "2"], locks)
+    assert list(held) == ["1"]
+    more = gpulease.lease(1, ["0", "1", "2"], locks)
+    assert list(more) == ["2"]
+    for fd in (*held.values(), *more.values(), taken):
         os.close(fd)
 
 
-def test_asking_for_more_gpus_than_the_machine_has_is_an_error(tmp_path):
-    with pytest.raises(SystemExit, match="asks for 4 GPUs, this machine has 2"):
-        gpulease.lease(4, 2, tmp_path)
+def test_a_waiting_job_holds_none_of_its_gpus_until_it_gets_all(tmp_path):
+    import threading
+
+    locks = tmp_path / "locks"
+    locks.mkdir()
+    first, third = _hold(locks, "0"), _hold(locks, "2")
+    result = {}
+    waiting = threading.Thread(
+        target=lambda: result.update(
+            gpulease.lease(2, ["0", "1", "2"], locks, poll_seconds=0.01, log=open(os.devnull, "w"))
+        )
+    )
+    waiting.start()
+    # Only GPU 1 is free: the two-GPU job waits, and GPU 1 stays available to a one-GPU job meanwhile.
+    deadline = time.monotonic() + WAIT
+    while True:
+        fd = gpulease._try_lock(locks / "gpu-1.lock")
+        if fd is not None:
+            break
+        assert time.monotonic() < deadline, "the waiting job kept GPU 1"
+        time.sleep(0.001)
+    os.close(first)  # GPU 0 free too, but GPU 1 is now someone else's: still one short
+    time.sleep(0.2)
+    assert waiting.is_alive() and not result
+    os.close(third)
+    waiting.join(WAIT)
+    assert sorted(result) == ["0", "2"]
+    for lock in (*result.values(), fd):
+        os.close(lock)
+
+
+def test_asking_for_more_gpus_than_there_are_is_an_error(tmp_path):
+    with pytest.raises(SystemExit, match="asks for 4 GPUs, there are 2"):
+        gpulease.lease(4, ["0", "1"], tmp_path)
 
 
 def test_train_launcher_leases_every_gpu_job():
