@@ -4,6 +4,7 @@ import copy
 
 import numpy as np
 import pytest
+import yaml
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
@@ -321,7 +322,8 @@ def test_a_pickle_only_model_folder_is_refused_when_the_workflow_starts(config, 
 
 
 @pytest.mark.parametrize(
-    ("value", "hint"), [("1e-5", "write 1.0e-5"), ("2.5E-3", "write 2.5e-3"), ("3e+2", "write 3.0e+2")]
+    ("value", "hint"),
+    [("1e-5", "write 1.0e-5"), ("2.5E-3", "write 2.5e-3"), ("3e+2", "write 3.0e+2"), ("1e5", "write 1.0e+5")],
 )
 def test_a_yaml_float_read_as_a_string_gets_the_spelling_that_works(config, value, hint):
     config["training"]["learning_rate"] = value
@@ -331,6 +333,8 @@ def test_a_yaml_float_read_as_a_string_gets_the_spelling_that_works(config, valu
     assert problem.key == "training.learning_rate"
     assert f"(YAML reads {value} as a string: {hint})" in str(problem)
     assert str(problem).endswith("[config files: config/config.yaml, over.yaml]")
+    # The spelling offered is one YAML reads as a number.
+    assert isinstance(yaml.safe_load(hint.removeprefix("write ")), float)
 
 
 def test_a_cross_field_error_keeps_its_key_and_gains_the_files(config):

@@ -87,6 +87,12 @@ def test_a_hub_pickle_is_converted_to_safetensors_with_the_same_tensors(tmp_path
         source["converted_from"]["file"] == "pytorch_model.bin"
         and len(source["converted_from"]["sha256"]) == 64
     )
+    # safetensors writes 0600: the converted weights get what the umask allows, like every other file.
+    import os
+
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert all(p.stat().st_mode & 0o444 & ~umask == 0o444 & ~umask for p in out.rglob("*") if p.is_file())
     # The converted folder is a model the workflow loads, without the pickle flag.
     classifier = load_classifier(str(out), 28, "mean")
     loaded = dict(classifier.encoder.named_parameters())

@@ -123,7 +123,7 @@ def test_texts_shared_with_train_are_counted_not_removed(cfg, synthetic_dir, tmp
         assert summary["texts_also_in_train"][split] == frame["text"].map(normalized_text).isin(train).sum()
 
 
-@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o027])
 def test_outputs_get_the_mode_the_umask_gives_not_mkstemps_private_one(cfg, synthetic_dir, tmp_path, umask):
     # On a shared project directory the group reads the results: mkstemp's 0600 must not survive the
     # rename into place (it did for every file emogrid wrote).

@@ -475,6 +475,19 @@ def test_auto_precision_takes_bf16_only_where_the_gpu_has_it_natively(monkeypatc
     assert resolve_precision("fp32") == {"bf16": False, "fp16": False}
 
 
+def test_a_plain_trainer_around_the_classifier_does_not_scale_its_loss_either(tmp_path):
+    # transformers#47688: EmotionTrainer says so itself; the model says it too, for any Trainer.
+    from transformers import BertConfig, BertModel, Trainer, TrainingArguments
+
+    from emogrid.modeling import EmotionClassifier
+
+    encoder = BertModel(BertConfig(vocab_size=20, hidden_size=8, num_hidden_layers=1, num_attention_heads=2))
+    trainer = Trainer(
+        model=EmotionClassifier(encoder, 3), args=TrainingArguments(output_dir=str(tmp_path), use_cpu=True)
+    )
+    assert trainer.model_accepts_loss_kwargs is False
+
+
 def test_the_trainer_internals_emotion_trainer_overrides_are_still_there():
     # EmotionTrainer overrides private Trainer methods and sets private flags. A transformers upgrade
     # that renames one would leave the override uncalled and training quietly different (the loss

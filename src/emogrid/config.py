@@ -50,8 +50,13 @@ def config_problem(error: Exception, configfiles: Sequence[str] = ()) -> ConfigE
         and isinstance(found.instance, str)
         and _YAML_FLOAT_AS_STRING.fullmatch(found.instance)
     ):
+        # YAML 1.1 (PyYAML) reads a float only with a dot in the mantissa and a sign in the exponent.
         mantissa, exponent = re.split("[eE]", found.instance)
-        written = (mantissa if "." in mantissa else f"{mantissa}.0") + "e" + exponent
+        written = (
+            (mantissa if "." in mantissa else f"{mantissa}.0")
+            + "e"
+            + (exponent if exponent[0] in "+-" else f"+{exponent}")
+        )
         problem += f" (YAML reads {found.instance} as a string: write {written})"
     return ConfigError("".join(path).lstrip(".") or "(top level)", problem + _files_note(configfiles))
 

@@ -604,7 +604,7 @@ def write_data_summary(
     paths = _output_paths(out_prefix)
     paths["label_counts_csv"] = Path(f"{out_prefix}_label_counts.csv")
     _write_csv(paths["csv"], _with_synthetic_column(rows_table, synthetic))
-    _write_csv(paths["label_counts_csv"], frequency.reset_index())
+    _write_csv(paths["label_counts_csv"], _with_synthetic_column(frequency.reset_index(), synthetic))
     mismatches = row_count_mismatches(summaries)
     rows_note = synthetic_warning(synthetic) + "Per dataset and split, with the reasons rows were dropped."
     if mismatches:
