@@ -29,8 +29,9 @@ def config_problem(error: Exception, configfiles: Sequence[str] = ()) -> ConfigE
     lines for a misspelled key.)"""
     if isinstance(error, ConfigError):
         return ConfigError(error.key, error.problem + _files_note(configfiles))
-    # Snakemake raises its WorkflowError while handling jsonschema's ValidationError: the context.
-    candidates = [*error.args, error.__cause__, error.__context__]
+    # Snakemake raises its WorkflowError while handling jsonschema's ValidationError (and flattens its
+    # arguments into one string): the validation error is the context.
+    candidates = [error.__cause__, error.__context__]
     found = next((c for c in candidates if hasattr(c, "absolute_path") and hasattr(c, "message")), None)
     if found is None:
         return ConfigError("(config)", str(error) + _files_note(configfiles))
