@@ -213,6 +213,12 @@ def test_gradient_health_carries_an_earlier_attempts_streak_and_warning_into_a_r
 def test_scrub_removes_credentials():
     cleaned = scrub({"env": {"HF_TOKEN": "hf_secret", "WANDB_API_KEY": "k", "SEED": 1}})
     assert cleaned["env"] == {"HF_TOKEN": "<scrubbed>", "WANDB_API_KEY": "<scrubbed>", "SEED": 1}
+    credentials = ["hftoken", "client_secret", "db-password", "API_KEYS", "access_tokens"]
+    assert all(v == "<scrubbed>" for v in scrub(dict.fromkeys(credentials, "value1")).values())
+    # Whole words: a package called tokenizers and a file called tokenizer.json keep their values (the
+    # run records of the image build lost tokenizers' version to this).
+    kept = {"tokenizers": "0.23.3", "tokenizer.json": "ab" * 32, "keyword_rows": 3}
+    assert scrub(kept) == kept
 
 
 def test_run_cell_writes_predictions_log_and_run_info(make_cell, tmp_path, monkeypatch):

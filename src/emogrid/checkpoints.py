@@ -159,7 +159,7 @@ def training_identity(cell: dict, world_size: int = 1) -> dict:
     outside the cell, and it sets the global batch and the steps per epoch.
 
     The settings are scrubbed as run_info.json is (a token in a model name or path never reaches the
-    stamp); the input digests are not, since their file names ("tokenizer.json") read as credential keys.
+    stamp); the input digests are not scrubbed: file names and sha256 digests hold no credential.
     """
     settings = {k: v for k, v in cell.items() if k not in NOT_TRAINING_CELL_KEYS}
     settings["training"] = {k: v for k, v in cell["training"].items() if k not in NOT_TRAINING_IDENTITY}

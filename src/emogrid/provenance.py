@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import subprocess
 from datetime import datetime, timezone
 from importlib.metadata import PackageNotFoundError, version
@@ -47,12 +48,19 @@ PACKAGES = [
 GIT_COMMIT_ENV = "EMOGRID_GIT_COMMIT"
 
 
+def looks_secret(name: str) -> bool:
+    """Whether a key or variable name reads as a credential: one of its words (split at anything not
+    a letter or digit) ends with TOKEN, KEY, SECRET or PASSWORD (HF_TOKEN, WANDB_API_KEY, hftoken,
+    client_secret), in the plural too. Whole words, so `tokenizers` (a package version) or
+    `tokenizer.json` (a model file) keep their values."""
+    words = [w.rstrip("S") for w in re.split(r"[^A-Z0-9]+", str(name).upper()) if w]
+    return any(word.endswith(marker) for word in words for marker in SECRET_MARKERS)
+
+
 def secret_values(environ=None) -> list[str]:
     """Values of credential-like environment variables (HF_TOKEN, WANDB_API_KEY, ...), longest first."""
     environ = os.environ if environ is None else environ
-    values = {
-        v for k, v in environ.items() if any(m in k.upper() for m in SECRET_MARKERS) and len(v.strip()) >= 6
-    }
+    values = {v for k, v in environ.items() if looks_secret(k) and len(v.strip()) >= 6}
     return sorted(values, key=len, reverse=True)
 
 
@@ -64,10 +72,7 @@ def scrub(value, secrets: list[str] | None = None):
     """
     secrets = secret_values() if secrets is None else secrets
     if isinstance(value, dict):
-        return {
-            k: ("<scrubbed>" if any(m in str(k).upper() for m in SECRET_MARKERS) else scrub(v, secrets))
-            for k, v in value.items()
-        }
+        return {k: ("<scrubbed>" if looks_secret(k) else scrub(v, secrets)) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [scrub(v, secrets) for v in value]
     if isinstance(value, str):

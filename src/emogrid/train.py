@@ -592,8 +592,8 @@ def run_cell(cell: dict) -> Path:
                     "config": cell,
                 }
             )
-            # sha256 of the token files, of every model file and of the training code. Not scrubbed:
-            # file names such as "tokenizer.json" read as credential keys, and digests hold no secret.
+            # sha256 of the token files, of every model file and of the training code, as stamped
+            # beside the checkpoints (file names and digests hold no credential).
             | {"inputs": identity["inputs"]},
         )
     return out_dir
