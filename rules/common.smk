@@ -50,6 +50,11 @@ def model_dir():
     return f"{RESULTS}/model"
 
 
+def tokenizer_dir():
+    """Where the tokenize jobs find the tokenizer: the tiny model's comes before its weights."""
+    return f"{RESULTS}/tokenizer" if config["model"]["build_tiny"] else model_dir()
+
+
 def get_dataset_config(wildcards):
     return config["datasets"][wildcards.dataset]
 

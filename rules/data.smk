@@ -3,11 +3,16 @@ localrules:
     fetch_raw,
 
 
+# Every job on the way to the first cell has `priority: 1`, as `train` has: the checks and tables that
+# can wait (GPU check, cell configs, data summary) take a core only when none of these is ready.
+
+
 rule synthetic_corpus:
     output:
         synthetic_files(),
     log:
         f"{RESULTS}/logs/synthetic_corpus.log",
+    priority: 1
     conda:
         "../envs/data.yaml"
     params:
@@ -25,6 +30,7 @@ rule fetch_raw:
         f"{RESULTS}/raw/{{dataset}}/manifest.json",
     log:
         f"{RESULTS}/logs/fetch_raw/{{dataset}}.log",
+    priority: 1
     conda:
         "../envs/data.yaml"
     params:
@@ -44,6 +50,7 @@ rule preprocess:
         f"{RESULTS}/logs/preprocess/{{dataset}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/preprocess/{{dataset}}.tsv"
+    priority: 1
     conda:
         "../envs/data.yaml"
     params:
@@ -57,13 +64,14 @@ rule preprocess:
 rule tokenize:
     input:
         data=expand(f"{RESULTS}/data/{{{{dataset}}}}/{{split}}.parquet", split=SPLITS),
-        model=model_dir(),
+        tokenizer=tokenizer_dir(),
     output:
         expand(f"{RESULTS}/tokens/{{{{dataset}}}}/{{split}}.parquet", split=SPLITS),
     log:
         f"{RESULTS}/logs/tokenize/{{dataset}}.log",
     benchmark:
         f"{RESULTS}/benchmarks/tokenize/{{dataset}}.tsv"
+    priority: 1
     conda:
         "../envs/train.yaml"
     params:

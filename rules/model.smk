@@ -1,12 +1,27 @@
 if config["model"]["build_tiny"]:
 
-    rule build_tiny_model:
+    # Tokenizer and weights are two jobs: tokenizing needs only the first, which needs no torch.
+    rule build_tiny_tokenizer:
         input:
             expand(f"{RESULTS}/data/{{dataset}}/train.parquet", dataset=DATASETS),
+        output:
+            directory(tokenizer_dir()),
+        log:
+            f"{RESULTS}/logs/build_tiny_tokenizer.log",
+        priority: 1
+        conda:
+            "../envs/train.yaml"
+        script:
+            "../workflow_scripts/build_tiny_tokenizer.py"
+
+    rule build_tiny_model:
+        input:
+            tokenizer_dir(),
         output:
             directory(f"{RESULTS}/model"),
         log:
             f"{RESULTS}/logs/build_tiny_model.log",
+        priority: 1
         conda:
             "../envs/train.yaml"
         params:

@@ -105,3 +105,22 @@ def test_loading_never_runs_code_shipped_with_the_model(tiny_corpus, tmp_path):
     assert type(model.encoder).__name__ == "DebertaV2Model"
     assert tokenizer("a test")["input_ids"]
     assert not marker.exists(), "the model folder's own code was imported"
+
+
+def test_tiny_model_built_in_two_steps_equals_the_one_step_build(tmp_path, labels):
+    """The workflow builds the tiny tokenizer and the weights as two jobs; the model folder they leave is
+    the one `build_tiny_deberta` writes in one go, and the tokenizer files are copied unchanged."""
+    from emogrid.tiny_model import build_tiny_deberta, build_tiny_tokenizer, build_tiny_weights
+
+    texts = [f"{word} feels {mood} today" for word in ("she", "he", "we", "they") for mood in labels] * 3
+    tokenizer_dir = build_tiny_tokenizer(texts, tmp_path / "tokenizer")
+    assert not (tokenizer_dir / "model.safetensors").exists()
+    two_steps = build_tiny_weights(tokenizer_dir, labels, tmp_path / "model", seed=3)
+    one_step = build_tiny_deberta(texts, labels, tmp_path / "together", seed=3)
+    names = sorted(p.name for p in two_steps.iterdir())
+    assert names == sorted(p.name for p in one_step.iterdir())
+    assert {"spm.model", "tokenizer.json", "config.json", "model.safetensors"} <= set(names)
+    for name in names:
+        assert (two_steps / name).read_bytes() == (one_step / name).read_bytes(), name
+    for path in tokenizer_dir.iterdir():
+        assert (two_steps / path.name).read_bytes() == path.read_bytes(), path.name

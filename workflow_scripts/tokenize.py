@@ -1,10 +1,10 @@
 import sys
 
-from emogrid.tokenize import load_tokenizer, tokenize_split
+from emogrid.tokenize import load_declared_tokenizer, tokenize_split
 
 sys.stderr = open(snakemake.log[0], "w")
 
-tokenizer = load_tokenizer(snakemake.input.model)
+tokenizer = load_declared_tokenizer(snakemake.input.tokenizer)
 for source, target in zip(snakemake.input.data, snakemake.output):
     rows = tokenize_split(source, tokenizer, snakemake.params.max_length, target)
     print(f"{source}: {rows} rows -> {target}", file=sys.stderr)

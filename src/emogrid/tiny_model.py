@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import shutil
 from pathlib import Path
 
 from emogrid.io import readable_as_umask_allows
@@ -85,12 +86,12 @@ def tiny_config(
     )
 
 
-def build_tiny_deberta(
-    texts: list[str], labels: list[str], out_dir: str | Path, seed: int = 0, dropout: float = 0.1
-) -> Path:
-    """Write a tokenizer and a randomly initialised tiny DeBERTa-v3 classifier to `out_dir`."""
-    import torch
-    from transformers import AutoModelForSequenceClassification, DebertaV2Tokenizer
+def build_tiny_tokenizer(texts: list[str], out_dir: str | Path, seed: int = 0) -> Path:
+    """Train the sentencepiece model on `texts` and save it as a DeBERTa-v3 tokenizer in `out_dir`.
+
+    Needs transformers but not torch, so the workflow tokenizes while the weights are still being built.
+    """
+    from transformers import DebertaV2Tokenizer
 
     out_dir = Path(out_dir)
     train_sentencepiece(texts, out_dir, seed=seed)
@@ -100,6 +101,24 @@ def build_tiny_deberta(
     if not ids or all(i == tokenizer.unk_token_id for i in ids):
         raise RuntimeError(f"tokenizer from {out_dir / 'spm.model'} maps {texts[0]!r} to unknown tokens only")
     tokenizer.save_pretrained(out_dir)
+    readable_as_umask_allows(out_dir)
+    return out_dir
+
+
+def build_tiny_weights(
+    tokenizer_dir: str | Path, labels: list[str], out_dir: str | Path, seed: int = 0, dropout: float = 0.1
+) -> Path:
+    """A randomly initialised tiny DeBERTa-v3 classifier in `out_dir`, with a copy of the tokenizer files."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, DebertaV2Tokenizer
+
+    tokenizer_dir, out_dir = Path(tokenizer_dir), Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if tokenizer_dir.resolve() != out_dir.resolve():
+        for path in sorted(tokenizer_dir.iterdir()):
+            if path.is_file():
+                shutil.copyfile(path, out_dir / path.name)
+    tokenizer = DebertaV2Tokenizer.from_pretrained(out_dir)
     config = tiny_config(len(tokenizer), len(labels), dropout=dropout)
     config.id2label = dict(enumerate(labels))
     config.label2id = {name: i for i, name in enumerate(labels)}
@@ -108,6 +127,14 @@ def build_tiny_deberta(
     model.save_pretrained(out_dir)
     readable_as_umask_allows(out_dir)
     return out_dir
+
+
+def build_tiny_deberta(
+    texts: list[str], labels: list[str], out_dir: str | Path, seed: int = 0, dropout: float = 0.1
+) -> Path:
+    """Write a tokenizer and a randomly initialised tiny DeBERTa-v3 classifier to `out_dir`."""
+    build_tiny_tokenizer(texts, out_dir, seed=seed)
+    return build_tiny_weights(out_dir, labels, out_dir, seed=seed, dropout=dropout)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -46,7 +46,7 @@ from emogrid.modeling import load_classifier
 from emogrid.preemption import Preempted, StopOnSignal
 from emogrid.provenance import image_info, package_versions, scrub, source_state
 from emogrid.settings import loss_settings
-from emogrid.tokenize import load_tokenizer
+from emogrid.tokenize import check_tokens, load_tokenizer
 
 
 class EmotionTrainer(Trainer):
@@ -267,8 +267,14 @@ def resolve_precision(choice: str) -> dict:
     return {"bf16": choice == "bf16", "fp16": choice == "fp16"}
 
 
-def load_frames(paths: list[str]) -> pd.DataFrame:
-    return pd.concat([pd.read_parquet(p) for p in paths], ignore_index=True)
+def load_frames(paths: list[str], tokenizer, max_length: int) -> pd.DataFrame:
+    """The token files, each checked against the model's tokenizer (`check_tokens`), as one frame."""
+    frames = []
+    for path in paths:
+        frame = pd.read_parquet(path)
+        check_tokens(frame, tokenizer, max_length, path)
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
 
 
 def free_port() -> int:
@@ -426,7 +432,8 @@ def build_trainer(cell: dict, callbacks: list | None = None) -> tuple[EmotionTra
         cell["model"]["pooling"],
         allow_pickle=cell["model"].get("allow_pickle_weights", False),
     )
-    train = EncodedExamples(load_frames(cell["train_files"]))
+    max_length = cell["model"]["max_length"]
+    train = EncodedExamples(load_frames(cell["train_files"], tokenizer, max_length))
     train.label_mask = training_label_mask(train.label_mask, cell["coverage_masking"])
     # The imbalance strategy sees the training rows only: validation and test are loaded separately.
     imbalance = cell["imbalance"]
@@ -451,7 +458,9 @@ def build_trainer(cell: dict, callbacks: list | None = None) -> tuple[EmotionTra
         model=model,
         args=args,
         train_dataset=train,
-        eval_dataset=WithDatasetIndex(EncodedExamples(load_frames(cell["validation_files"])), mix_names)
+        eval_dataset=WithDatasetIndex(
+            EncodedExamples(load_frames(cell["validation_files"], tokenizer, max_length)), mix_names
+        )
         if evaluate_during
         else None,
         data_collator=CollatorWithDatasetIndex(tokenizer.pad_token_id),
@@ -549,7 +558,7 @@ def run_cell(cell: dict) -> Path:
             raise FloatingPointError(f"cell {cell['name']}: training loss is {result.training_loss}")
 
         # Every process predicts: under torchrun, predict() shards the rows and gathers them back in order.
-        eval_frames = load_frames(cell["eval_files"])
+        eval_frames = load_frames(cell["eval_files"], trainer.processing_class, cell["model"]["max_length"])
         predictions = pd.concat(
             [
                 predict_split(trainer, part)
