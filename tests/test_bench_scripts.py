@@ -125,6 +125,33 @@ def test_pipeline_overhead_reads_the_log_that_ran_training_not_a_later_report(tm
     assert result["train_jobs"] == 2 and result["train_sum_s"] == 14.0
 
 
+def test_pipeline_overhead_takes_each_job_from_its_metadata_records(tmp_path, monkeypatch):
+    """Snakemake writes one metadata record per output file; the records of one job (same job_hash)
+    make one job, from the earliest start to the latest end, whatever order the files are read in."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    import pipeline_overhead
+
+    records = [
+        ("a", {"rule": "tokenize", "job_hash": 7, "starttime": 10.02, "endtime": 11.5}),
+        ("b", {"rule": "train", "job_hash": 8, "starttime": 11.6, "endtime": 30.0}),
+        ("c", {"rule": "tokenize", "job_hash": 7, "starttime": 10.0, "endtime": 11.4}),
+        ("d", {"rule": "evaluate", "job_hash": 9, "starttime": 30.1, "endtime": 31.25}),
+        ("e", {"rule": "evaluate", "job_hash": 10, "starttime": None, "endtime": None}),
+    ]
+    folder = tmp_path / ".snakemake" / "metadata"
+    folder.mkdir(parents=True)
+    for name, record in records:
+        (folder / name).write_text(json.dumps(record))
+    jobs = pipeline_overhead.metadata_jobs(tmp_path)
+    assert jobs == [
+        {"rule": "tokenize", "start": 10.0, "end": 11.5},
+        {"rule": "train", "start": 11.6, "end": 30.0},
+        {"rule": "evaluate", "start": 30.1, "end": 31.25},
+    ]
+    line = pipeline_overhead.timeline(jobs)
+    assert round(line["before_first_train_s"], 2) == 1.6 and round(line["after_last_train_s"], 2) == 1.25
+
+
 def test_bootstrap_timing_runs_on_a_small_problem():
     # It prints its JSON (no --out); the real-sized --grid variant takes minutes and is left out.
     done = subprocess.run(
