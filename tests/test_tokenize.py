@@ -52,6 +52,15 @@ def test_declared_tokenizer_falls_back_to_autotokenizer(tiny_corpus, tmp_path, d
     ]
 
 
+@pytest.mark.parametrize("content", ['{"tokenizer_class": "DebertaV2Tokenizer",', "[1, 2]"])
+def test_a_broken_tokenizer_config_is_named(tiny_corpus, tmp_path, content):
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_corpus["model_dir"], folder)
+    (folder / "tokenizer_config.json").write_text(content)
+    with pytest.raises(ValueError, match=f"{folder / 'tokenizer_config.json'}: not a JSON object"):
+        load_declared_tokenizer(folder)
+
+
 def test_check_tokens_accepts_the_models_own_tokens(tiny_corpus):
     path = tiny_corpus["files"][("alpha", "train")]
     check_tokens(pd.read_parquet(path), load_tokenizer(tiny_corpus["model_dir"]), 32, path)

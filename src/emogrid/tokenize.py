@@ -36,7 +36,10 @@ def load_declared_tokenizer(model_dir: str | Path):
     config_path = Path(model_dir) / "tokenizer_config.json"
     declared = None
     if config_path.is_file():
-        declared = json.loads(config_path.read_text(encoding="utf-8")).get("tokenizer_class")
+        try:
+            declared = json.loads(config_path.read_text(encoding="utf-8")).get("tokenizer_class")
+        except (ValueError, AttributeError) as error:  # not JSON, or JSON but not an object
+            raise ValueError(f"{config_path}: not a JSON object of tokenizer settings: {error}") from None
     # transformers 5 keeps one class per tokenizer; "...Fast" names are aliases where they still exist.
     names = [declared, declared.removesuffix("Fast")] if isinstance(declared, str) else []
     for name in names:
