@@ -80,7 +80,10 @@ def metadata_jobs(workdir: Path) -> list[dict]:
     sub-second, from Snakemake's metadata (`.snakemake/metadata`, one record per output file; the
     records of one job share its `job_hash`: the job is the earliest start to the latest end)."""
     jobs: dict[tuple, dict] = {}
-    for path in (workdir / ".snakemake" / "metadata").iterdir():
+    # Records of long output paths sit in subfolders (names starting with "@").
+    for path in (workdir / ".snakemake" / "metadata").rglob("*"):
+        if not path.is_file():
+            continue
         record = json.loads(path.read_text())
         if record.get("starttime") is None or record.get("endtime") is None:
             continue

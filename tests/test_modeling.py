@@ -88,7 +88,7 @@ def test_loading_never_runs_code_shipped_with_the_model(tiny_corpus, tmp_path):
     import json
     import shutil
 
-    from emogrid.tokenize import load_tokenizer
+    from emogrid.tokenize import load_declared_tokenizer, load_tokenizer
 
     folder = tmp_path / "model"
     shutil.copytree(tiny_corpus["model_dir"], folder)
@@ -102,8 +102,9 @@ def test_loading_never_runs_code_shipped_with_the_model(tiny_corpus, tmp_path):
         (folder / name).write_text(json.dumps(settings | {"auto_map": auto_map}))
     model = load_classifier(str(folder), num_labels=28, pooling="mean")
     tokenizer = load_tokenizer(folder)
+    declared = load_declared_tokenizer(folder)
     assert type(model.encoder).__name__ == "DebertaV2Model"
-    assert tokenizer("a test")["input_ids"]
+    assert tokenizer("a test")["input_ids"] == declared("a test")["input_ids"] != []
     assert not marker.exists(), "the model folder's own code was imported"
 
 

@@ -11,7 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from emogrid.tokenize import check_tokens, load_declared_tokenizer, load_tokenizer, tokenize_texts
+from emogrid.tokenize import (
+    check_tokens,
+    load_declared_tokenizer,
+    load_tokenizer,
+    tokenize_split,
+    tokenize_texts,
+)
 
 TEXTS = ["I am so happy today!", "this is awful and sad", "ok", "Wow... what a surprise?! " * 20]
 
@@ -34,9 +40,13 @@ def test_declared_tokenizer_loads_without_torch_and_tokenizes_as_autotokenizer(t
     assert seen["ids"] == [x.tolist() for x in tokenize_texts(auto, TEXTS, 32)]
 
 
-@pytest.mark.parametrize("declared", [None, "NoSuchTokenizer", "evil.Tokenizer"])
+@pytest.mark.parametrize(
+    "declared",
+    [None, "NoSuchTokenizer", "evil.Tokenizer", "PythonBackend", "TokenizersBackend"],
+)
 def test_declared_tokenizer_falls_back_to_autotokenizer(tiny_corpus, tmp_path, declared):
-    """No declared class, or one that is not a transformers tokenizer class: AutoTokenizer decides."""
+    """No declared class, one transformers does not have (a name from the folder's own code) or a
+    generic base class: AutoTokenizer decides."""
     folder = tmp_path / "model"
     shutil.copytree(tiny_corpus["model_dir"], folder)
     settings = json.loads((folder / "tokenizer_config.json").read_text())
@@ -61,6 +71,20 @@ def test_a_broken_tokenizer_config_is_named(tiny_corpus, tmp_path, content):
         load_declared_tokenizer(folder)
 
 
+def test_a_model_class_named_as_the_tokenizer_is_refused_not_loaded(tiny_corpus, tmp_path):
+    """AutoTokenizer instantiates any transformers class tokenizer_config.json names; a model class
+    there is refused by both loaders, naming the file."""
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_corpus["model_dir"], folder)
+    settings = json.loads((folder / "tokenizer_config.json").read_text())
+    (folder / "tokenizer_config.json").write_text(
+        json.dumps(settings | {"tokenizer_class": "DebertaV2Model"})
+    )
+    for load in (load_tokenizer, load_declared_tokenizer):
+        with pytest.raises(ValueError, match="tokenizer_config.json: its tokenizer_class .* DebertaV2Model"):
+            load(folder)
+
+
 def test_check_tokens_accepts_the_models_own_tokens(tiny_corpus):
     path = tiny_corpus["files"][("alpha", "train")]
     check_tokens(pd.read_parquet(path), load_tokenizer(tiny_corpus["model_dir"]), 32, path)
@@ -74,8 +98,45 @@ def test_check_tokens_names_the_file_and_row_of_foreign_tokens(tiny_corpus, row)
     ids = np.array(frame.at[row, "input_ids"])
     ids[1] = ids[1] + 1  # one id off, as a different vocabulary would give
     frame.at[row, "input_ids"] = ids
-    with pytest.raises(ValueError, match=rf"{path}: row {row} .*not made by this model's tokenizer"):
+    with pytest.raises(ValueError, match=rf"{path}: row {row} .*not made by this model's tokenizer") as error:
         check_tokens(frame, load_tokenizer(tiny_corpus["model_dir"]), 32, path)
+    assert "differ first at position 1 " in str(error.value) and "--forcerun tokenize" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        ({"class": "BertTokenizer"}, "class"),
+        ({"backend_sha256": "0" * 64}, "backend_sha256"),
+        ({"max_length": 64}, "max_length"),
+    ],
+)
+def test_check_tokens_refuses_a_file_recording_another_tokenizer(tiny_corpus, change, named):
+    """The record is exact where the row sample is not: a tokenizer that transformers overrides may give
+    the same ids for every sampled row and differ elsewhere."""
+    path = tiny_corpus["files"][("beta", "test")]
+    frame = pd.read_parquet(path)
+    recorded = frame.attrs["tokenizer"]
+    assert recorded["class"] == "DebertaV2Tokenizer" and len(recorded["backend_sha256"]) == 64
+    frame.attrs["tokenizer"] = recorded | change | {"folder": "/models/x/tokenizer"}
+    with pytest.raises(ValueError, match=rf"{path}: made by another tokenizer .*\({named} differ\)") as error:
+        check_tokens(frame, load_tokenizer(tiny_corpus["model_dir"]), 32, path)
+    assert "/models/x/tokenizer" in str(error.value)
+
+
+def test_the_record_survives_tokenizing_and_another_load(tiny_corpus, tmp_path):
+    """Tokenizing sets truncation on the backend; that per-call state is not part of the record, so two
+    loads of one folder, before and after use, record the same tokenizer."""
+    from emogrid.tokenize import tokenizer_record
+
+    first = load_declared_tokenizer(tiny_corpus["model_dir"])
+    before = tokenizer_record(first, 32)
+    tokenize_texts(first, TEXTS, 8)
+    assert (
+        tokenizer_record(first, 32)
+        == before
+        == tokenizer_record(load_tokenizer(tiny_corpus["model_dir"]), 32)
+    )
 
 
 def test_check_tokens_refuses_tokens_cut_at_another_max_length(tiny_corpus, tmp_path):
@@ -103,3 +164,25 @@ def test_training_refuses_token_files_from_another_tokenizer(tiny_corpus, make_c
     assert str(foreign) in cell["train_files"]
     with pytest.raises(ValueError, match=f"{foreign}: row 0 "):
         build_trainer(cell)
+
+
+def test_a_declared_class_that_transformers_overrides_stops_training(tiny_corpus, tmp_path):
+    """With model_type "modernbert" AutoTokenizer ignores the declared DebertaV2Tokenizer and loads a
+    generic TokenizersBackend. The tokenize job's tokens then record another tokenizer than training's,
+    and the check refuses them even where the sampled rows happen to agree."""
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_corpus["model_dir"], folder)
+    settings = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps(settings | {"model_type": "modernbert"}))
+    declared, auto = load_declared_tokenizer(folder), load_tokenizer(folder)
+    assert type(declared).__name__ == "DebertaV2Tokenizer" and type(auto).__name__ == "TokenizersBackend"
+    out = tmp_path / "tokens.parquet"
+    tokenize_split(tiny_corpus["root"] / "data" / "alpha" / "test.parquet", declared, 32, out, folder=folder)
+    frame = pd.read_parquet(out)
+    with pytest.raises(ValueError, match="made by another tokenizer than this model's \\(class") as error:
+        check_tokens(frame, auto, 32, out)
+    assert "set tokenizer_class there to 'TokenizersBackend'" in str(error.value)
+    assert str(folder) in str(error.value)
+    # The rows alone would not have told: here the two classes give the same ids.
+    frame.attrs.pop("tokenizer")
+    check_tokens(frame, auto, 32, out)

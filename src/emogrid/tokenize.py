@@ -6,6 +6,7 @@ Texts are tokenized without padding (batches are padded dynamically at train tim
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -17,9 +18,26 @@ from emogrid.io import write_parquet
 
 def load_tokenizer(model_dir: str | Path):
     """The model's tokenizer as transformers picks it (AutoTokenizer): what training uses and checks."""
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-    return AutoTokenizer.from_pretrained(str(model_dir), trust_remote_code=False)
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir), trust_remote_code=False)
+    # AutoTokenizer instantiates whatever transformers class tokenizer_config.json names, models too.
+    if not isinstance(tokenizer, PreTrainedTokenizerBase):
+        raise ValueError(
+            f"{Path(model_dir) / 'tokenizer_config.json'}: its tokenizer_class makes AutoTokenizer load a "
+            f"{type(tokenizer).__name__}, which is not a tokenizer"
+        )
+    return tokenizer
+
+
+# Base classes a folder may name; AutoTokenizer does not load them as they are, so neither do we.
+GENERIC_TOKENIZER_CLASSES = {
+    "PreTrainedTokenizerBase",
+    "PreTrainedTokenizer",
+    "PreTrainedTokenizerFast",
+    "PythonBackend",
+    "TokenizersBackend",
+}
 
 
 def load_declared_tokenizer(model_dir: str | Path):
@@ -28,8 +46,9 @@ def load_declared_tokenizer(model_dir: str | Path):
     AutoTokenizer reads the model config first, and transformers' config module imports torch: a fresh
     process took 1.8 s to load the demo's tokenizer that way, 0.7 s through the declared class (best
     of 3, 2-core Xeon), and every tokenize job pays it. The declared class is what AutoTokenizer picks
-    for the model folders emogrid uses; where transformers overrides it and the ids differ,
-    `check_tokens` stops the training job.
+    for the model folders emogrid uses. Where transformers overrides it (some model types, byte-level
+    Llama tokenizers), the token files record another class or backend than training's AutoTokenizer
+    has, and `check_tokens` stops the training job.
     """
     import transformers
 
@@ -40,6 +59,8 @@ def load_declared_tokenizer(model_dir: str | Path):
             declared = json.loads(config_path.read_text(encoding="utf-8")).get("tokenizer_class")
         except (ValueError, AttributeError) as error:  # not JSON, or JSON but not an object
             raise ValueError(f"{config_path}: not a JSON object of tokenizer settings: {error}") from None
+    if declared in GENERIC_TOKENIZER_CLASSES:
+        declared = None  # AutoTokenizer picks a concrete backend for these
     # transformers 5 keeps one class per tokenizer; "...Fast" names are aliases where they still exist.
     names = [declared, declared.removesuffix("Fast")] if isinstance(declared, str) else []
     for name in names:
@@ -60,36 +81,91 @@ def tokenize_texts(tokenizer, texts: list[str], max_length: int, batch_size: int
     return ids
 
 
-def tokenize_split(unified_path: str | Path, tokenizer, max_length: int, out_path: str | Path) -> int:
-    """Write `out_path` = the unified rows of `unified_path` plus `input_ids`; returns the row count."""
+def tokenizer_record(tokenizer, max_length: int, folder: str | Path | None = None) -> dict:
+    """What made a token file: the tokenizer's class, a digest of its backend (normalizer,
+    pre-tokenizer, model, post-processor, added tokens) and the max length; stored in the file."""
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    digest = None
+    if backend is not None:
+        # Truncation and padding are per-call state that tokenizing sets; they are not the tokenizer.
+        settings = json.loads(backend.to_str())
+        settings.pop("truncation", None)
+        settings.pop("padding", None)
+        digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
+    return {
+        "class": type(tokenizer).__name__,
+        "backend_sha256": digest,
+        "max_length": max_length,
+        "folder": None if folder is None else str(folder),
+    }
+
+
+def tokenize_split(
+    unified_path: str | Path,
+    tokenizer,
+    max_length: int,
+    out_path: str | Path,
+    folder: str | Path | None = None,
+) -> int:
+    """Write `out_path` = the unified rows of `unified_path` plus `input_ids`; returns the row count.
+
+    The file's metadata records the tokenizer (`tokenizer_record`; `folder`: where it was loaded from).
+    """
     frame = pd.read_parquet(unified_path)
     frame["input_ids"] = tokenize_texts(tokenizer, frame["text"].tolist(), max_length)
+    frame.attrs["tokenizer"] = tokenizer_record(tokenizer, max_length, folder)
     write_parquet(out_path, frame)
     return len(frame)
+
+
+def first_difference(stored: np.ndarray, wanted: np.ndarray) -> int:
+    """The first position where two id sequences differ (the shorter length if one is a prefix)."""
+    common = min(len(stored), len(wanted))
+    unequal = np.flatnonzero(stored[:common] != wanted[:common])
+    return int(unequal[0]) if len(unequal) else common
 
 
 def check_tokens(
     frame: pd.DataFrame, tokenizer, max_length: int, path: str | Path, sample: int = 256
 ) -> None:
-    """Raise unless `tokenizer` turns a sample of `frame`'s texts into the `input_ids` stored for them.
+    """Raise unless `frame`'s tokens are what `tokenizer` makes, naming the file and what differs.
 
-    The training job calls this with the model's own tokenizer on every token file it reads, so tokens
-    made by another tokenizer (another model, a stale file, a loader that differs from AutoTokenizer)
-    stop the cell before it trains instead of training on ids the model does not know. The sample is
-    spread evenly over the file, first and last rows included.
+    The training job calls this with the model's own tokenizer (AutoTokenizer) on every token file it
+    reads, so tokens made by another tokenizer (another model, a stale file, a declared class that
+    transformers overrides) stop the cell before it trains on ids the model does not know. Two checks:
+    the tokenizer the file records (`tokenizer_record`: class, backend digest, max length) must equal
+    this one's, and this tokenizer must give the stored ids for a sample of rows spread evenly over the
+    file, first and last included. Files written before the record existed get the sample check only.
     """
+    recorded = frame.attrs.get("tokenizer")
+    fix = "then rerun the tokenize jobs (snakemake --forcerun tokenize)"
+    if recorded:
+        current = tokenizer_record(tokenizer, max_length)
+        differs = [k for k in ("class", "backend_sha256", "max_length") if recorded.get(k) != current[k]]
+        if differs:
+            folder = recorded.get("folder") or "the folder the tokenize jobs read"
+            raise ValueError(
+                f"{path}: made by another tokenizer than this model's ({', '.join(differs)} differ): "
+                f"{recorded.get('class')} from {folder}, max_length {recorded.get('max_length')}, "
+                f"against {current['class']}, max_length {max_length} for training. If {folder} is this "
+                f"model's tokenizer, transformers overrides the class its tokenizer_config.json names: "
+                f"set tokenizer_class there to {current['class']!r} or remove the key, {fix}. "
+                f"Otherwise the file is stale: {fix}."
+            )
     if frame.empty:
         return
     rows = np.unique(np.linspace(0, len(frame) - 1, num=min(sample, len(frame))).round().astype(int))
     texts = frame["text"].iloc[rows].tolist()
     expected = tokenize_texts(tokenizer, texts, max_length)
     for row, stored, wanted in zip(rows, frame["input_ids"].iloc[rows], expected, strict=True):
-        if not np.array_equal(np.asarray(stored), wanted):
+        stored = np.asarray(stored)
+        if not np.array_equal(stored, wanted):
+            at = first_difference(stored, wanted)
+            window = slice(max(at - 3, 0), at + 4)
             raise ValueError(
                 f"{path}: row {row} ({frame['id'].iloc[row]!r}): its input_ids were not made by this model's "
-                f"tokenizer ({type(tokenizer).__name__}, max_length {max_length}): stored "
-                f"{np.asarray(stored)[:12].tolist()}..., the tokenizer gives {wanted[:12].tolist()}... "
-                "If the file is stale, rerun the tokenize jobs (snakemake --forcerun tokenize). If it was "
-                "made for this model, the class named in the model folder's tokenizer_config.json "
-                f"tokenizes differently from {type(tokenizer).__name__}: set tokenizer_class there to it."
+                f"tokenizer ({type(tokenizer).__name__}, max_length {max_length}): they differ first at "
+                f"position {at} (stored {len(stored)} ids, the tokenizer gives {len(wanted)}; positions "
+                f"{window.start}-{window.stop - 1}: stored {stored[window].tolist()}, the tokenizer gives "
+                f"{wanted[window].tolist()}). The file is stale or from another model: {fix}."
             )
