@@ -30,7 +30,7 @@ def load_tokenizer(model_dir: str | Path):
     return tokenizer
 
 
-# Base classes a folder may name; AutoTokenizer does not load them as they are, so neither do we.
+# Generic classes a folder may name: for these AutoTokenizer decides (some it replaces, some cannot load).
 GENERIC_TOKENIZER_CLASSES = {
     "PreTrainedTokenizerBase",
     "PreTrainedTokenizer",
