@@ -215,6 +215,18 @@ def main() -> None:
             precise["jobs_after_last_train_s"] = rounded(precise["jobs_after_last_train_s"])
             precise["startup_s"] = round(jobs[0]["start"] - started, 2)
             precise["exit_s"] = round(ended - max(j["end"] for j in jobs), 2)
+            # Job-seconds by rule, every job counted whole: the work the jobs outside training add
+            # to two cores, wherever it ran (inside the training window it slows the cells).
+            by_rule: dict[str, float] = {}
+            for j in jobs:
+                by_rule[j["rule"]] = by_rule.get(j["rule"], 0.0) + j["end"] - j["start"]
+            precise["job_seconds_by_rule"] = rounded(dict(sorted(by_rule.items(), key=lambda kv: -kv[1])))
+            precise["other_job_seconds"] = round(sum(s for r, s in by_rule.items() if r != "train"), 2)
+            # The Gantt chart: each job's rule and interval, in seconds from the `snakemake` start.
+            precise["jobs"] = [
+                {"rule": j["rule"], **{key: round(j[key] - started, 2) for key in ("start", "end")}}
+                for j in jobs
+            ]
             summary["timeline_precise"] = precise
     result = {"machine": machine(), "cores": args.cores, **summary}
     print(json.dumps(result, indent=1))

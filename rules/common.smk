@@ -92,6 +92,13 @@ def get_launcher(wildcards, resources):
     return train_launcher(requested_gpus(resources.get("gpu"), resources.get("gres")))
 
 
+def get_train_priority(wildcards):
+    """Above the bookkeeping jobs (0), and higher the more datasets the cell's mix draws from: an epoch
+    draws as many rows as the mix's datasets hold, so the long cells start first and the short ones
+    fill the end of the run instead of one long cell training alone at the end."""
+    return len(config["mixes"][wildcards.mix])
+
+
 def get_train_mem_mb(wildcards, attempt):
     """More memory on each retry: an out-of-memory kill is the usual reason for one."""
     return config["training"]["mem_mb"] * attempt

@@ -1,6 +1,10 @@
 if config["model"]["build_tiny"]:
 
-    # Tokenizer and weights are two jobs: tokenizing needs only the first, which needs no torch.
+    # Tokenizer and weights are two jobs that run side by side (the embedding table has a fixed size),
+    # and tokenizing needs only the tokenizer, which needs no torch.
+    localrules:
+        build_tiny_model,
+
     rule build_tiny_tokenizer:
         input:
             expand(f"{RESULTS}/data/{{dataset}}/train.parquet", dataset=DATASETS),
@@ -14,9 +18,24 @@ if config["model"]["build_tiny"]:
         script:
             "../workflow_scripts/build_tiny_tokenizer.py"
 
+    rule build_tiny_weights:
+        output:
+            directory(f"{RESULTS}/tiny_weights"),
+        log:
+            f"{RESULTS}/logs/build_tiny_weights.log",
+        priority: 1
+        conda:
+            "../envs/train.yaml"
+        params:
+            labels=config["labels"],
+        script:
+            "../workflow_scripts/build_tiny_weights.py"
+
+    # Copies the two folders' files into one model folder (and checks they fit together).
     rule build_tiny_model:
         input:
-            tokenizer_dir(),
+            weights=f"{RESULTS}/tiny_weights",
+            tokenizer=tokenizer_dir(),
         output:
             directory(f"{RESULTS}/model"),
         log:
@@ -24,8 +43,6 @@ if config["model"]["build_tiny"]:
         priority: 1
         conda:
             "../envs/train.yaml"
-        params:
-            labels=config["labels"],
         script:
             "../workflow_scripts/build_tiny_model.py"
 

@@ -9,6 +9,9 @@ rule cell_config:
         f"{RESULTS}/runs/{{mix}}/{{loss}}/{{imbalance}}/seed{{seed}}/cell.json",
     log:
         f"{RESULTS}/logs/cell_config/{{mix}}/{{loss}}/{{imbalance}}/seed{{seed}}.log",
+    # On the way to a cell, like `train`: otherwise a ready evaluation can take the core first and the
+    # cell waits (measured: the last cell of the demo started 12 s late behind three evaluations).
+    priority: 1
     conda:
         "../envs/report.yaml"
     params:
@@ -32,8 +35,8 @@ rule train:
     benchmark:
         f"{RESULTS}/benchmarks/train/{{mix}}/{{loss}}/{{imbalance}}/seed{{seed}}.tsv"
     # Cells before bookkeeping: when a core frees up, the next cell starts and evaluations, tables
-    # and checks fill the remaining gaps instead of delaying it.
-    priority: 1
+    # and checks fill the remaining gaps instead of delaying it. Among cells, the longest first.
+    priority: get_train_priority
     conda:
         "../envs/train.yaml"
     threads: config["training"]["threads"]

@@ -1,5 +1,7 @@
 """Pooling: mean ignores padding, cls takes the first token; loading refuses remote code."""
 
+import json
+
 import pytest
 import torch
 from transformers import BertConfig, BertModel
@@ -66,6 +68,7 @@ def test_load_classifier_reads_safetensors_encoder(tmp_path):
         torch.testing.assert_close(loaded[name], tensor, rtol=0, atol=0)
 
 
+
 def test_a_checkpoint_missing_encoder_weights_is_refused_not_filled_at_random(tmp_path):
     from safetensors.torch import load_file, save_file
 
@@ -108,20 +111,70 @@ def test_loading_never_runs_code_shipped_with_the_model(tiny_corpus, tmp_path):
     assert not marker.exists(), "the model folder's own code was imported"
 
 
-def test_tiny_model_built_in_two_steps_equals_the_one_step_build(tmp_path, labels):
-    """The workflow builds the tiny tokenizer and the weights as two jobs; the model folder they leave is
-    the one `build_tiny_deberta` writes in one go, and the tokenizer files are copied unchanged."""
-    from emogrid.tiny_model import build_tiny_deberta, build_tiny_tokenizer, build_tiny_weights
+def test_tiny_model_built_in_three_jobs_equals_the_one_step_build(tmp_path, labels):
+    """The workflow builds the tiny tokenizer and the weights as two independent jobs and then copies
+    both into the model folder; that folder is the one `build_tiny_deberta` writes in one go."""
+    from emogrid.tiny_model import (
+        TINY_VOCAB_SIZE,
+        assemble_tiny_model,
+        build_tiny_deberta,
+        build_tiny_tokenizer,
+        build_tiny_weights,
+    )
+    from emogrid.tokenize import load_tokenizer
 
     texts = [f"{word} feels {mood} today" for word in ("she", "he", "we", "they") for mood in labels] * 3
     tokenizer_dir = build_tiny_tokenizer(texts, tmp_path / "tokenizer")
     assert not (tokenizer_dir / "model.safetensors").exists()
-    two_steps = build_tiny_weights(tokenizer_dir, labels, tmp_path / "model", seed=3)
+    weights_dir = build_tiny_weights(labels, tmp_path / "weights", seed=3)
+    assert not (weights_dir / "tokenizer.json").exists()
+    for folder in (tokenizer_dir, weights_dir):  # as Snakemake marks a directory output
+        (folder / ".snakemake_timestamp").touch()
+    assembled = assemble_tiny_model(weights_dir, tokenizer_dir, tmp_path / "model")
     one_step = build_tiny_deberta(texts, labels, tmp_path / "together", seed=3)
-    names = sorted(p.name for p in two_steps.iterdir())
+    names = sorted(p.name for p in assembled.iterdir())
     assert names == sorted(p.name for p in one_step.iterdir())
     assert {"spm.model", "tokenizer.json", "config.json", "model.safetensors"} <= set(names)
     for name in names:
-        assert (two_steps / name).read_bytes() == (one_step / name).read_bytes(), name
-    for path in tokenizer_dir.iterdir():
-        assert (two_steps / path.name).read_bytes() == path.read_bytes(), path.name
+        assert (assembled / name).read_bytes() == (one_step / name).read_bytes(), name
+    assert not (assembled / ".snakemake_timestamp").exists()
+    for path in [*tokenizer_dir.glob("[!.]*"), *weights_dir.glob("[!.]*")]:
+        assert (assembled / path.name).read_bytes() == path.read_bytes(), path.name
+    # The small corpus gives fewer pieces than the fixed embedding table has rows; the model runs.
+    model = load_classifier(str(assembled), num_labels=len(labels), pooling="mean")
+    tokenizer = load_tokenizer(assembled)
+    assert len(tokenizer) < TINY_VOCAB_SIZE == model.encoder.get_input_embeddings().num_embeddings
+    batch = tokenizer(texts[:4], padding=True, return_tensors="pt")
+    assert model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits.shape == (
+        4,
+        len(labels),
+    )
+
+
+def test_assembling_the_tiny_model_refuses_parts_that_do_not_fit(tmp_path, labels):
+    from emogrid.tiny_model import (
+        assemble_tiny_model,
+        build_tiny_tokenizer,
+        build_tiny_weights,
+        largest_token_id,
+    )
+
+    texts = [f"{word} feels {mood}" for word in ("she", "he") for mood in labels] * 3
+    tokenizer_dir = build_tiny_tokenizer(texts, tmp_path / "tokenizer")
+    weights_dir = build_tiny_weights(labels, tmp_path / "weights")
+    config = json.loads((weights_dir / "config.json").read_text())
+    largest = largest_token_id(tokenizer_dir)
+    assert largest == len(json.loads((tokenizer_dir / "tokenizer.json").read_text())["model"]["vocab"]) - 1
+    (weights_dir / "config.json").write_text(json.dumps(config | {"vocab_size": largest}))
+    fits = rf"ids up to {largest}, but the weights in .*weights have {largest} embedding rows"
+    with pytest.raises(ValueError, match=fits):
+        assemble_tiny_model(weights_dir, tokenizer_dir, tmp_path / "model")
+    assert not (tmp_path / "model").exists(), "nothing is written when the parts do not fit"
+    (weights_dir / "config.json").write_text(json.dumps(config))
+    (weights_dir / "spm.model").write_bytes(b"not the tokenizer's")
+    with pytest.raises(ValueError, match=r"both have \['spm.model'\]"):
+        assemble_tiny_model(weights_dir, tokenizer_dir, tmp_path / "model")
+    (weights_dir / "spm.model").unlink()
+    (tokenizer_dir / "tokenizer.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"tokenizer.json: not a readable tokenizer.json"):
+        assemble_tiny_model(weights_dir, tokenizer_dir, tmp_path / "model")

@@ -1,7 +1,7 @@
 import sys
 
-from emogrid.tiny_model import build_tiny_weights
+from emogrid.tiny_model import assemble_tiny_model
 
 sys.stderr = open(snakemake.log[0], "w")
 
-build_tiny_weights(snakemake.input[0], snakemake.params.labels, snakemake.output[0])
+assemble_tiny_model(snakemake.input.weights, snakemake.input.tokenizer, snakemake.output[0])

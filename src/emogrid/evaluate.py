@@ -26,7 +26,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import f1_score
 
 from emogrid import io
 
@@ -79,6 +78,8 @@ def _f1_per_threshold(y_true_column: np.ndarray, probs_column: np.ndarray, grid:
     Each grid value becomes a column of a multilabel problem, so `average=None` returns one F1 per
     threshold.
     """
+    from sklearn.metrics import f1_score  # here: the bootstrap job imports this module without needing it
+
     predicted = probs_column[:, None] >= grid[None, :]
     truth = np.broadcast_to(y_true_column[:, None], predicted.shape)
     return f1_score(truth, predicted, average=None, zero_division=0)
@@ -113,6 +114,8 @@ def score(
     `y_true`/`y_pred` have one column per name in `label_names`; `covered_idx` selects the columns
     the dataset annotates. Returns {"f1_macro", "f1_micro", "per_class": {label: f1}}.
     """
+    from sklearn.metrics import f1_score
+
     covered_idx = np.asarray(covered_idx, dtype=int)
     if covered_idx.size == 0:
         raise ValueError("no covered labels: nothing to score")

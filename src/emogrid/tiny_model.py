@@ -3,12 +3,17 @@
 It exercises the real DeBERTa-v3 code path (v3 relative attention, sentencepiece tokenizer) without
 the hub: a unigram sentencepiece model is trained on the corpus text, loaded through
 `DebertaV2Tokenizer.from_pretrained(dir)` and saved next to a small `DebertaV2Config`.
+
+The tokenizer and the weights do not depend on each other: the embedding table has a fixed size,
+TINY_VOCAB_SIZE, that the tokenizer never exceeds. So the workflow builds them as two jobs that run at
+the same time and `assemble_tiny_model` puts their files into one model folder.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import json
 import shutil
 from pathlib import Path
 
@@ -27,7 +32,14 @@ SPECIALS = {
 }
 
 
-def train_sentencepiece(texts: list[str], out_dir: Path, vocab_size: int = 1000, seed: int = 0) -> Path:
+# The embedding table's rows, and the sentencepiece vocabulary's limit: `hard_vocab_limit=False` gives
+# fewer pieces on a small corpus, never more (build_tiny_tokenizer and assemble_tiny_model check it).
+TINY_VOCAB_SIZE = 1000
+
+
+def train_sentencepiece(
+    texts: list[str], out_dir: Path, vocab_size: int = TINY_VOCAB_SIZE, seed: int = 0
+) -> Path:
     """Train a unigram sentencepiece model on `texts`; returns the path of spm.model."""
     import sentencepiece as spm
 
@@ -100,26 +112,25 @@ def build_tiny_tokenizer(texts: list[str], out_dir: str | Path, seed: int = 0) -
     ids = tokenizer(texts[0], add_special_tokens=False)["input_ids"]
     if not ids or all(i == tokenizer.unk_token_id for i in ids):
         raise RuntimeError(f"tokenizer from {out_dir / 'spm.model'} maps {texts[0]!r} to unknown tokens only")
+    if len(tokenizer) > TINY_VOCAB_SIZE:
+        raise RuntimeError(
+            f"tokenizer in {out_dir} has {len(tokenizer)} tokens, more than the tiny model's "
+            f"{TINY_VOCAB_SIZE} embedding rows"
+        )
     tokenizer.save_pretrained(out_dir)
     readable_as_umask_allows(out_dir)
     return out_dir
 
 
-def build_tiny_weights(
-    tokenizer_dir: str | Path, labels: list[str], out_dir: str | Path, seed: int = 0, dropout: float = 0.1
-) -> Path:
-    """A randomly initialised tiny DeBERTa-v3 classifier in `out_dir`, with a copy of the tokenizer files."""
+def build_tiny_weights(labels: list[str], out_dir: str | Path, seed: int = 0, dropout: float = 0.1) -> Path:
+    """A randomly initialised tiny DeBERTa-v3 classifier (config.json, model.safetensors) in `out_dir`,
+    with TINY_VOCAB_SIZE embedding rows: it needs no tokenizer, so it is built alongside one."""
     import torch
-    from transformers import AutoModelForSequenceClassification, DebertaV2Tokenizer
+    from transformers import AutoModelForSequenceClassification
 
-    tokenizer_dir, out_dir = Path(tokenizer_dir), Path(out_dir)
+    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if tokenizer_dir.resolve() != out_dir.resolve():
-        for path in sorted(tokenizer_dir.iterdir()):
-            if path.is_file():
-                shutil.copyfile(path, out_dir / path.name)
-    tokenizer = DebertaV2Tokenizer.from_pretrained(out_dir)
-    config = tiny_config(len(tokenizer), len(labels), dropout=dropout)
+    config = tiny_config(TINY_VOCAB_SIZE, len(labels), dropout=dropout)
     config.id2label = dict(enumerate(labels))
     config.label2id = {name: i for i, name in enumerate(labels)}
     torch.manual_seed(seed)
@@ -129,12 +140,55 @@ def build_tiny_weights(
     return out_dir
 
 
+def largest_token_id(tokenizer_dir: str | Path) -> int:
+    """The largest id the tokenizer in `tokenizer_dir` can produce, read from its tokenizer.json
+    (its model's vocabulary and its added tokens), without importing transformers."""
+    path = Path(tokenizer_dir) / "tokenizer.json"
+    try:
+        spec = json.loads(path.read_text())
+        vocab = spec["model"]["vocab"]
+        ids = [len(vocab) - 1] if isinstance(vocab, list) else list(vocab.values())
+        ids += [token["id"] for token in spec.get("added_tokens") or []]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{path}: not a readable tokenizer.json ({error})") from error
+    return max(ids)
+
+
+def assemble_tiny_model(weights_dir: str | Path, tokenizer_dir: str | Path, out_dir: str | Path) -> Path:
+    """Copy the weights' and the tokenizer's files into one model folder, `out_dir`.
+
+    Refuses a file name both have, and a tokenizer that can produce an id the embedding table lacks.
+    Hidden files (Snakemake's `.snakemake_timestamp` in directory outputs) are not model files.
+    """
+    weights_dir, tokenizer_dir, out_dir = Path(weights_dir), Path(tokenizer_dir), Path(out_dir)
+
+    def files(folder: Path) -> dict[str, Path]:
+        return {p.name: p for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")}
+
+    weights, tokenizer = files(weights_dir), files(tokenizer_dir)
+    if both := sorted(weights.keys() & tokenizer.keys()):
+        raise ValueError(
+            f"{weights_dir} and {tokenizer_dir} both have {both}: which one belongs in {out_dir}?"
+        )
+    rows = json.loads((weights_dir / "config.json").read_text())["vocab_size"]
+    if (largest := largest_token_id(tokenizer_dir)) >= rows:
+        raise ValueError(
+            f"{tokenizer_dir} produces token ids up to {largest}, but the weights in {weights_dir} have "
+            f"{rows} embedding rows"
+        )
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, path in (weights | tokenizer).items():
+        shutil.copyfile(path, out_dir / name)
+    readable_as_umask_allows(out_dir)
+    return out_dir
+
+
 def build_tiny_deberta(
     texts: list[str], labels: list[str], out_dir: str | Path, seed: int = 0, dropout: float = 0.1
 ) -> Path:
     """Write a tokenizer and a randomly initialised tiny DeBERTa-v3 classifier to `out_dir`."""
     build_tiny_tokenizer(texts, out_dir, seed=seed)
-    return build_tiny_weights(out_dir, labels, out_dir, seed=seed, dropout=dropout)
+    return build_tiny_weights(labels, out_dir, seed=seed, dropout=dropout)
 
 
 def main(argv: list[str] | None = None) -> None:
