@@ -68,6 +68,16 @@ def test_load_classifier_reads_safetensors_encoder(tmp_path):
         torch.testing.assert_close(loaded[name], tensor, rtol=0, atol=0)
 
 
+def test_loaded_encoder_never_switches_to_hub_kernels(tmp_path):
+    """transformers 5.25 loads models with hub kernels on, and eval() on a GPU then fetches one from the
+    hub (offline: the first evaluation dies). load_classifier turns them off; train()/eval() keep it so."""
+    tiny_encoder().save_pretrained(tmp_path)
+    model = load_classifier(str(tmp_path), num_labels=5, pooling="mean")
+    model.train()
+    model.eval()
+    assert model.encoder.use_kernels is False
+    assert getattr(model.encoder, "_kernels_mode", None) is None
+
 
 def test_a_checkpoint_missing_encoder_weights_is_refused_not_filled_at_random(tmp_path):
     from safetensors.torch import load_file, save_file

@@ -74,8 +74,17 @@ def load_classifier(
 
     if Path(path).is_dir():
         check_model_folder(path, allow_pickle)
+    # use_kernels=False: transformers 5.25 turns hub kernels on by default when the `kernels` package is
+    # installed (a dependency of transformers now). On a GPU, model.eval() then fetches a kernel from the
+    # hub ("kernels-community/activation"): offline (HF_HUB_OFFLINE=1, as on compute nodes) the first
+    # evaluation dies, and online a cell would run code downloaded at run time that no pin records.
+    # Seen on an H200 on 2026-12-04 (docs/GPU_CHECK.md).
     encoder, loading = AutoModel.from_pretrained(
-        path, trust_remote_code=False, use_safetensors=not allow_pickle or None, output_loading_info=True
+        path,
+        trust_remote_code=False,
+        use_safetensors=not allow_pickle or None,
+        output_loading_info=True,
+        use_kernels=False,
     )
     # transformers initialises weights missing from the checkpoint at random and only logs it: a cell
     # would fine-tune a partly random encoder and report it as the pretrained model. BERT's pooler is
