@@ -184,6 +184,15 @@ def test_cells_train_and_tune_only_on_train_and_validation(config):
         assert cell["model"]["pooling"] in {"cls", "mean"}
 
 
+def test_cell_config_names_the_attention_only_when_fused(config):
+    """Results made before model.attention existed keep their cell configs (no retraining); fused cells
+    say so, and the switch reaches the cell."""
+    args = ("all4", "bce", "none", 1, "results", "results/model")
+    assert "attention" not in cell_config(config, *args)["model"]
+    config["model"]["attention"] = "fused"
+    assert cell_config(config, *args)["model"]["attention"] == "fused"
+
+
 def test_cell_config_depends_only_on_its_own_settings(config):
     """Adding a seed or a loss, or changing another strategy's settings, must not change the resolved
     config of an existing cell."""
@@ -279,6 +288,7 @@ def test_gpu_count_comes_from_gpu_or_gres():
             ["bce", "asl", "combined"],
         ),
         (lambda c: c["model"].update(pooling="max"), ["model", "pooling"], ["cls", "mean"]),
+        (lambda c: c["model"].update(attention="flash"), ["model", "attention"], ["transformers", "fused"]),
         (lambda c: c["training"].update(precision="fp8"), ["training", "precision"], ["auto", "bf16"]),
         (
             lambda c: c["evaluation"].update(threshold_split="test"),

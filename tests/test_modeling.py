@@ -188,3 +188,32 @@ def test_assembling_the_tiny_model_refuses_parts_that_do_not_fit(tmp_path, label
     (tokenizer_dir / "tokenizer.json").write_text("{not json")
     with pytest.raises(ValueError, match=r"tokenizer.json: not a readable tokenizer.json"):
         assemble_tiny_model(weights_dir, tokenizer_dir, tmp_path / "model")
+
+
+def test_fused_attention_loads_for_deberta_with_the_same_outputs(tmp_path, labels):
+    from emogrid.tiny_model import build_tiny_weights
+
+    build_tiny_weights(labels, tmp_path, dropout=0.0)
+    reference = load_classifier(str(tmp_path), num_labels=len(labels), pooling="cls").eval()
+    fused = load_classifier(str(tmp_path), num_labels=len(labels), pooling="cls", attention="fused").eval()
+
+    def kinds(model):
+        return [type(layer.attention.self).__name__ for layer in model.encoder.encoder.layer]
+
+    assert set(kinds(reference)) == {"DisentangledSelfAttention"}
+    assert set(kinds(fused)) == {"SdpaDisentangledSelfAttention"}
+    ids = torch.tensor([[1, 40, 41, 42, 43, 2], [1, 50, 51, 2, 0, 0]])
+    mask = (ids != 0).long()
+    with torch.no_grad():
+        expected = reference.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+        got = fused.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
+    real = mask.bool()
+    torch.testing.assert_close(got[real], expected[real], rtol=1e-4, atol=1e-5)
+
+
+def test_fused_attention_is_refused_for_models_without_deberta_attention(tmp_path):
+    tiny_encoder().save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="model.attention: fused.*BertModel"):
+        load_classifier(str(tmp_path), num_labels=5, pooling="mean", attention="fused")
+    with pytest.raises(ValueError, match="model.attention: 'flash'"):
+        load_classifier(str(tmp_path), num_labels=5, pooling="mean", attention="flash")

@@ -36,10 +36,16 @@ class GradientCapture(TrainerCallback):
             self.grads = {
                 n: p.grad.detach().clone() for n, p in model.named_parameters() if p.grad is not None
             }
+            self.attention = {
+                type(m).__name__ for m in model.modules() if "SelfAttention" in type(m).__name__
+            }
 
 
-def first_step(make_cell, batch, accumulation, guarded=True, train_files=None):
-    """Gradients and logged loss of one optimizer step over the same 8 examples."""
+def first_step(
+    make_cell, batch, accumulation, guarded=True, train_files=None, attention=None, seen=None, **training
+):
+    """Gradients and logged loss of one optimizer step over the same 8 examples. `seen`: a set that gets
+    the class names of the attention modules that took the step."""
     cell = make_cell(
         per_device_train_batch_size=batch,
         gradient_accumulation_steps=accumulation,
@@ -47,7 +53,10 @@ def first_step(make_cell, batch, accumulation, guarded=True, train_files=None):
         group_by_length=False,
         max_grad_norm=1e9,
         save_steps=1000,
+        **training,
     )
+    if attention is not None:
+        cell["model"]["attention"] = attention
     if train_files is not None:
         cell["train_files"] = [str(path) for path in train_files.values()]
         cell["mix"] = {name: 1.0 / len(train_files) for name in train_files}
@@ -58,6 +67,8 @@ def first_step(make_cell, batch, accumulation, guarded=True, train_files=None):
         trainer.model_accepts_loss_kwargs = True
         trainer.loss_is_scaled_for_ga = None
     trainer.train()
+    if seen is not None:
+        seen |= capture.attention
     loss = next(e["loss"] for e in trainer.state.log_history if "loss" in e)
     return capture.grads, loss
 
@@ -68,6 +79,24 @@ def test_accumulation_guard_matches_unaccumulated_step(make_cell):
     assert loss_4 == pytest.approx(loss_1, rel=1e-4)
     for name, grad in grads_1.items():
         torch.testing.assert_close(grads_4[name], grad, rtol=1e-3, atol=1e-6)
+
+
+def test_fused_attention_takes_transformers_first_step_with_and_without_checkpointing(make_cell):
+    """model.attention: fused through the real Trainer: the same loss and gradients as DeBERTa's own
+    attention (the tiny model has no dropout), also when activations are recomputed."""
+    reference = set()
+    grads_ref, loss_ref = first_step(make_cell, batch=8, accumulation=1, seen=reference)
+    assert reference == {"DisentangledSelfAttention"}
+    for checkpointing in (False, True):
+        fused = set()
+        grads, loss = first_step(
+            make_cell, 8, 1, attention="fused", seen=fused, gradient_checkpointing=checkpointing
+        )
+        assert fused == {"SdpaDisentangledSelfAttention"}
+        assert loss == pytest.approx(loss_ref, rel=1e-5)
+        assert set(grads) == set(grads_ref)
+        for name, grad in grads_ref.items():
+            torch.testing.assert_close(grads[name], grad, rtol=1e-4, atol=1e-6)
 
 
 @pytest.fixture

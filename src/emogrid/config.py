@@ -250,7 +250,10 @@ def cell_config(
             "max_length": config["model"]["max_length"],
             "pooling": config["model"]["pooling"],
             "allow_pickle_weights": config["model"].get("allow_pickle_weights", False),
-        },
+        }
+        # Named only when fused: a cell config without it means transformers' attention, so results made
+        # before the key existed keep their cell configs and are not retrained.
+        | ({"attention": "fused"} if config["model"].get("attention") == "fused" else {}),
         "loss": loss_settings(config["losses"][loss]),
         # Off: the loss treats a label a dataset does not cover as a negative. Evaluation is unaffected.
         "coverage_masking": bool(config["data"]["coverage_masking"]),

@@ -12,6 +12,8 @@ import torch
 from torch import nn
 from transformers.modeling_outputs import SequenceClassifierOutput
 
+ATTENTION_CHOICES = ("transformers", "fused")
+
 POOLINGS = ("cls", "mean")
 
 
@@ -59,12 +61,20 @@ class EmotionClassifier(nn.Module):
 
 
 def load_classifier(
-    path: str, num_labels: int, pooling: str, dropout: float = 0.1, allow_pickle: bool = False
+    path: str,
+    num_labels: int,
+    pooling: str,
+    dropout: float = 0.1,
+    allow_pickle: bool = False,
+    attention: str = "transformers",
 ) -> EmotionClassifier:
     """The encoder from `path` (no remote code, ever) with a fresh classification head.
 
     Weights load from safetensors. Pickle weights (pytorch_model.bin) can run arbitrary code when
     loaded, so they are used only when the config says the source is trusted (model.allow_pickle_weights).
+    `attention`: "transformers" keeps the model's own attention; "fused" switches DeBERTa-v2/v3's
+    disentangled attention to emogrid.attention's scaled-dot-product version (same parameters and
+    outputs at real tokens; faster on GPUs, docs/BENCHMARKS.md section 5) and refuses other models.
     """
     from pathlib import Path
 
@@ -98,4 +108,14 @@ def load_classifier(
             f"{path}: the checkpoint does not hold the whole encoder ({len(missing)} missing, "
             f"{len(mismatched)} of another shape: {shown}); loading it would train a partly random model"
         )
+    if attention not in ATTENTION_CHOICES:
+        raise ValueError(f"model.attention: {attention!r} is not one of {', '.join(ATTENTION_CHOICES)}")
+    if attention == "fused":
+        from emogrid.attention import use_sdpa_attention
+
+        if use_sdpa_attention(encoder) == 0:
+            raise ValueError(
+                f"model.attention: fused: {path} ({type(encoder).__name__}) has no DeBERTa-v2/v3 "
+                "disentangled attention to fuse; use model.attention: transformers"
+            )
     return EmotionClassifier(encoder, num_labels, pooling=pooling, dropout=dropout)

@@ -431,6 +431,7 @@ def build_trainer(cell: dict, callbacks: list | None = None) -> tuple[EmotionTra
         len(cell["labels"]),
         cell["model"]["pooling"],
         allow_pickle=cell["model"].get("allow_pickle_weights", False),
+        attention=cell["model"].get("attention", "transformers"),
     )
     max_length = cell["model"]["max_length"]
     train = EncodedExamples(load_frames(cell["train_files"], tokenizer, max_length))
