@@ -93,6 +93,33 @@ def test_tune_thresholds_matches_brute_force_sklearn():
     np.testing.assert_allclose(tune_thresholds(y_true, probs, GRID_SPEC), expected)
 
 
+def test_tuning_all_classes_at_once_matches_brute_force_around_classes_without_positives():
+    """tune_thresholds scores every (class, threshold) pair in one call: a class with no positives
+    between tunable ones, and a rare class, must not shift or mix the columns."""
+    rng = np.random.default_rng(5)
+    y_true, probs = noisy_problem(rng, 300, 6)
+    y_true[:, 2] = 0
+    y_true[:, 4] = 0
+    y_true[:3, 4] = 1  # rare: three positives
+    expected = expected_thresholds(y_true, probs, GRID)
+    np.testing.assert_allclose(tune_thresholds(y_true, probs, GRID_SPEC), expected)
+    assert expected[2] == 0.5
+
+
+def test_macro_f1_equals_sklearn_with_classes_never_true_or_never_predicted():
+    rng = np.random.default_rng(6)
+    y_true, probs = noisy_problem(rng, 100, len(LABELS))
+    y_true[:, 1] = 0  # never true
+    y_pred = probs >= 0.5
+    y_pred[:, 3] = False  # never predicted
+    y_true[:, 5] = 0
+    y_pred[:, 5] = False  # neither: F1 0 by zero_division
+    covered = list(range(len(LABELS)))
+    assert score(y_true, y_pred, covered, LABELS)["f1_macro"] == pytest.approx(
+        f1_score(y_true, y_pred, average="macro", zero_division=0), abs=1e-12
+    )
+
+
 def test_tune_thresholds_recovers_planted_separation():
     rng = np.random.default_rng(1)
     y_true = (rng.random((500, 1)) < 0.2).astype(np.int8)
