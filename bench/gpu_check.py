@@ -1,7 +1,7 @@
 """GPU paths of the training CLI, on a real GPU: precision, activation checkpointing, DeepSpeed
 ZeRO-2, the torchrun launch, and the throughput of a DeBERTa-v3-large-shaped encoder.
 
-    python bench/gpu_check.py OUT_DIR
+    python bench/gpu_check.py OUT_DIR [NAME_PART]   # NAME_PART: only the variants whose name holds it
 
 Uses the real pipeline on the synthetic corpus (reader -> unified parquet -> tiny DeBERTa-v3 ->
 tokenize -> emogrid.train). Writes OUT_DIR/gpu_check.json. Needs no network.
@@ -148,55 +148,73 @@ def main() -> None:
         "cuda": torch.version.cuda,
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
-    only = sys.argv[2] if len(sys.argv) > 2 else None
+    only = sys.argv[2] if len(sys.argv) > 2 else None  # run the variants whose name contains this
     tiny = {"num_train_epochs": 2, "eval_steps": 50, "save_steps": 100, "gradient_checkpointing": True}
-    for name, extra in [
-        ("tiny_auto_checkpointing", {"precision": "auto"}),
-        ("tiny_fp16", {"precision": "fp16", "gradient_checkpointing": False}),
+    fused = {"attention": "fused"}  # model.attention: fused (emogrid.attention)
+    large_steps = {
+        "max_steps": 60,
+        "per_device_train_batch_size": 32,
+        "learning_rate": 1e-5,
+        "eval_steps": 0,
+        "save_steps": 10_000,
+        "logging_steps": 10,
+    }
+    variants = [  # name, model size, training settings, model settings
+        ("tiny_auto_checkpointing", "tiny", tiny | {"precision": "auto"}, {}),
+        ("tiny_fp16", "tiny", tiny | {"precision": "fp16", "gradient_checkpointing": False}, {}),
         (
             "tiny_bf16_deepspeed_zero2",
-            {"precision": "bf16", "deepspeed": str(REPO / "config/deepspeed_zero2.json")},
+            "tiny",
+            tiny | {"precision": "bf16", "deepspeed": str(REPO / "config/deepspeed_zero2.json")},
+            {},
         ),
-    ]:
+        ("tiny_fp16_fused", "tiny", tiny | {"precision": "fp16", "gradient_checkpointing": False}, fused),
+        ("torchrun_1proc", "torchrun", {}, {}),
+        ("large_bf16_b32", "large", large_steps | {"precision": "bf16", "gradient_checkpointing": False}, {}),
+        (
+            "large_bf16_b32_checkpointing",
+            "large",
+            large_steps | {"precision": "bf16", "gradient_checkpointing": True},
+            {},
+        ),
+        (
+            "large_bf16_b32_fused",
+            "large",
+            large_steps | {"precision": "bf16", "gradient_checkpointing": False},
+            fused,
+        ),
+        (
+            "large_bf16_b32_checkpointing_fused",
+            "large",
+            large_steps | {"precision": "bf16", "gradient_checkpointing": True},
+            fused,
+        ),
+    ]
+    large = None
+    for name, size, training, model_over in variants:
         if only and only not in name:
             continue
         try:
-            results[name] = run_variant(config_root, config, model, name, tiny | extra)
+            if size == "torchrun":
+                results[name] = run_torchrun(config_root, config, model)
+            elif size == "tiny":
+                results[name] = run_variant(config_root, config, model, name, training, model_over=model_over)
+            else:
+                large = large or large_shaped_model(root, model)
+                results[name] = run_variant(
+                    config_root,
+                    config,
+                    large,
+                    name,
+                    training,
+                    mix="goemotions",
+                    model_over={"pooling": "cls"} | model_over,
+                )
         except Exception as error:  # report every variant, even when one fails
             traceback.print_exc()
             results[name] = {"error": repr(error)[-2000:]}
             print(name, "FAILED", repr(error)[-2000:], flush=True)
-    if only:
         write_json(out / "gpu_check.json", results)
-        return
-    results["torchrun_1proc"] = run_torchrun(config_root, config, model)
-    large = large_shaped_model(root, model)
-    for name, extra in [
-        ("large_bf16_b32", {"precision": "bf16", "gradient_checkpointing": False}),
-        ("large_bf16_b32_checkpointing", {"precision": "bf16", "gradient_checkpointing": True}),
-    ]:
-        try:
-            results[name] = run_variant(
-                config_root,
-                config,
-                large,
-                name,
-                {
-                    "max_steps": 60,
-                    "per_device_train_batch_size": 32,
-                    "learning_rate": 1e-5,
-                    "eval_steps": 0,
-                    "save_steps": 10_000,
-                    "logging_steps": 10,
-                }
-                | extra,
-                mix="goemotions",
-                model_over={"pooling": "cls"},
-            )
-        except Exception as error:
-            results[name] = {"error": repr(error)[-2000:]}
-            print(name, "FAILED", repr(error)[-2000:], flush=True)
-    write_json(out / "gpu_check.json", results)
 
 
 if __name__ == "__main__":
