@@ -2,7 +2,8 @@
 # The wiring is in rules/, the logic in src/emogrid/, the science in config/.
 from snakemake.utils import min_version
 
-min_version("9.0")
+# 9.17: the first release whose `priority:` takes a function (train: longest mixes first).
+min_version("9.17")
 
 
 configfile: "config/config.yaml"

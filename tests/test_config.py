@@ -59,6 +59,27 @@ def test_label_map_to_unknown_label_names_the_key(config):
         check_config(config)
 
 
+def test_fused_attention_with_a_local_model_that_is_not_deberta_names_the_key(config, tmp_path, labels):
+    """Said before any job starts, not by each training job and its retries."""
+    from transformers import BertConfig, BertModel
+
+    from emogrid.tiny_model import build_tiny_weights
+
+    bert = tmp_path / "bert"
+    BertModel(
+        BertConfig(
+            vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32
+        )
+    ).save_pretrained(bert)
+    config["model"].update(name=str(bert), build_tiny=False, attention="fused")
+    with pytest.raises(ConfigError, match=r"model\.attention.*deberta-v2.*'bert'"):
+        check_config(config)
+    config["model"]["attention"] = "transformers"
+    check_config(config)
+    config["model"].update(name=str(build_tiny_weights(labels, tmp_path / "deberta")), attention="fused")
+    check_config(config)
+
+
 def test_one_file_for_two_splits_names_the_key(config):
     # MELD's ids carry their split, so only this check stops a test split that is the training file.
     config["datasets"]["meld"]["splits"]["test"] = "train_sent_emo.csv"

@@ -106,6 +106,39 @@ def test_tuning_all_classes_at_once_matches_brute_force_around_classes_without_p
     assert expected[2] == 0.5
 
 
+@pytest.mark.parametrize("grid", [[0.3], [0.2, 0.6]])
+def test_tuning_a_single_tunable_class_matches_brute_force(grid):
+    """One tunable column (and a one-value grid) makes a one-column problem, which scikit-learn would
+    read as binary with two classes."""
+    rng = np.random.default_rng(8)
+    y_true, probs = noisy_problem(rng, 50, 3)
+    y_true[:, [0, 2]] = 0
+    y_true[:4, 1] = 1
+    np.testing.assert_allclose(tune_thresholds(y_true, probs, grid), expected_thresholds(y_true, probs, grid))
+
+
+def test_tuning_in_chunks_of_classes_gives_the_same_thresholds(monkeypatch):
+    import emogrid.evaluate
+
+    rng = np.random.default_rng(9)
+    y_true, probs = noisy_problem(rng, 120, 7)
+    whole = tune_thresholds(y_true, probs, GRID_SPEC)
+    monkeypatch.setattr(emogrid.evaluate, "_MAX_TUNING_CELLS", 120 * len(GRID) * 2)  # two classes a call
+    np.testing.assert_array_equal(tune_thresholds(y_true, probs, GRID_SPEC), whole)
+    np.testing.assert_allclose(whole, expected_thresholds(y_true, probs, GRID))
+
+
+def test_score_with_one_covered_label_is_that_labels_binary_f1():
+    rng = np.random.default_rng(10)
+    y_true, probs = noisy_problem(rng, 80, len(LABELS))
+    y_pred = probs >= 0.5
+    result = score(y_true, y_pred, [2], LABELS)
+    expected = f1_score(y_true[:, 2], y_pred[:, 2], zero_division=0)
+    assert result["per_class"] == {LABELS[2]: pytest.approx(expected)}
+    assert result["f1_macro"] == pytest.approx(expected)
+    assert result["f1_micro"] == pytest.approx(expected)
+
+
 def test_macro_f1_equals_sklearn_with_classes_never_true_or_never_predicted():
     rng = np.random.default_rng(6)
     y_true, probs = noisy_problem(rng, 100, len(LABELS))

@@ -185,6 +185,17 @@ def test_assembling_the_tiny_model_refuses_parts_that_do_not_fit(tmp_path, label
     with pytest.raises(ValueError, match=r"both have \['spm.model'\]"):
         assemble_tiny_model(weights_dir, tokenizer_dir, tmp_path / "model")
     (weights_dir / "spm.model").unlink()
+    # An added token past the vocabulary counts too.
+    spec = json.loads((tokenizer_dir / "tokenizer.json").read_text())
+    spec["added_tokens"].append({"id": config["vocab_size"], "content": "[EXTRA]"})
+    (tokenizer_dir / "tokenizer.json").write_text(json.dumps(spec))
+    assert largest_token_id(tokenizer_dir) == config["vocab_size"]
+    with pytest.raises(ValueError, match=rf"ids up to {config['vocab_size']}"):
+        assemble_tiny_model(weights_dir, tokenizer_dir, tmp_path / "model")
+    (weights_dir / "config.json").unlink()
+    with pytest.raises(ValueError, match=r"weights/config.json: no readable vocab_size"):
+        assemble_tiny_model(weights_dir, tokenizer_dir, tmp_path / "model")
+    (weights_dir / "config.json").write_text(json.dumps(config))
     (tokenizer_dir / "tokenizer.json").write_text("{not json")
     with pytest.raises(ValueError, match=r"tokenizer.json: not a readable tokenizer.json"):
         assemble_tiny_model(weights_dir, tokenizer_dir, tmp_path / "model")

@@ -72,11 +72,34 @@ def _files_note(configfiles: Sequence[str]) -> str:
     return f" [config files: {', '.join(files.values())}]"
 
 
+def _check_fusable(folder: str) -> None:
+    """model.attention: fused needs DeBERTa-v2/v3 (model_type deberta-v2): said before any job starts,
+    not by every training job (and its retries). A hub model is checked when the cell loads it."""
+    import json
+
+    path = os.path.join(folder, "config.json")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            model_type = json.load(handle).get("model_type")
+    except (OSError, ValueError) as error:
+        raise ConfigError(
+            "model.attention", f"fused: cannot read the model type from {path} ({error})"
+        ) from error
+    if model_type != "deberta-v2":
+        raise ConfigError(
+            "model.attention",
+            f"fused works on DeBERTa-v2/v3 (model_type deberta-v2); {path} says {model_type!r}: "
+            "use model.attention: transformers",
+        )
+
+
 def check_config(config: dict) -> None:
     """Cross-field checks; each error names the key path. Run after `snakemake.utils.validate`."""
     model = config["model"]
     if not model.get("build_tiny") and os.path.isdir(model["name"]):
         check_model_folder(model["name"], model.get("allow_pickle_weights", False))
+        if model.get("attention") == "fused":
+            _check_fusable(model["name"])
     labels = config["labels"]
     datasets = config["datasets"]
     for name, ds in datasets.items():

@@ -36,6 +36,8 @@ SPLIT_FOR_TUNING = "validation"
 SPLIT_FOR_REPORTING = "test"
 # Decimals kept on grid values, so 0.05 * 7 is reported as 0.35 and not 0.35000000000000003.
 _GRID_DECIMALS = 10
+# Cells of the (row, class, threshold) problem that threshold tuning gives scikit-learn at once.
+_MAX_TUNING_CELLS = 4_000_000
 
 
 def threshold_grid(grid: Mapping[str, float] | Sequence[float] | np.ndarray) -> np.ndarray:
@@ -79,13 +81,29 @@ def _f1_per_threshold(y_true: np.ndarray, probs: np.ndarray, grid: np.ndarray) -
     one F1 per pair: one call per tuning instead of one per class (scikit-learn's input checks took
     most of a demo evaluation job's time at one call per class).
     """
-    from sklearn.metrics import f1_score  # here: the bootstrap job imports this module without needing it
+    n, classes = y_true.shape
+    # Classes in chunks of at most ~4M (row, class, threshold) cells: scikit-learn converts the
+    # indicator matrices to sparse ones, about 20 bytes a cell.
+    chunk = max(1, _MAX_TUNING_CELLS // max(1, n * grid.size))
+    parts = []
+    for start in range(0, classes, chunk):
+        predicted = probs[:, start : start + chunk, None] >= grid[None, None, :]
+        truth = np.broadcast_to(y_true[:, start : start + chunk, None], predicted.shape)
+        parts.append(_f1_per_column(truth.reshape(n, -1), predicted.reshape(n, -1)))
+    return np.concatenate(parts).reshape(classes, grid.size)
 
-    predicted = probs[:, :, None] >= grid[None, None, :]
-    truth = np.broadcast_to(y_true[:, :, None], predicted.shape)
-    n = y_true.shape[0]
-    f1 = f1_score(truth.reshape(n, -1), predicted.reshape(n, -1), average=None, zero_division=0)
-    return f1.reshape(y_true.shape[1], grid.size)
+
+def _f1_per_column(truth: np.ndarray, predicted: np.ndarray) -> np.ndarray:
+    """F1 of each column of two (n, k) boolean indicator matrices, as scikit-learn's average=None.
+
+    scikit-learn reads a one-column matrix as a binary problem and returns F1 for both classes 0 and 1;
+    here a single column gives its positive class's F1 alone, as every wider matrix does per column.
+    """
+    from sklearn.metrics import f1_score
+
+    if truth.shape[1] == 1:
+        return np.array([f1_score(truth[:, 0], predicted[:, 0], zero_division=0)])
+    return f1_score(truth, predicted, average=None, zero_division=0)
 
 
 def tune_thresholds(y_true: np.ndarray, probs: np.ndarray, grid) -> np.ndarray:
@@ -118,6 +136,7 @@ def score(
     `y_true`/`y_pred` have one column per name in `label_names`; `covered_idx` selects the columns
     the dataset annotates. Returns {"f1_macro", "f1_micro", "per_class": {label: f1}}.
     """
+    # scikit-learn imported here and in _f1_per_column: the bootstrap job imports this module without it.
     from sklearn.metrics import f1_score
 
     covered_idx = np.asarray(covered_idx, dtype=int)
@@ -125,12 +144,15 @@ def score(
         raise ValueError("no covered labels: nothing to score")
     truth = np.asarray(y_true)[:, covered_idx].astype(bool)
     predicted = np.asarray(y_pred)[:, covered_idx].astype(bool)
-    per_class = f1_score(truth, predicted, average=None, zero_division=0)
+    per_class = _f1_per_column(truth, predicted)
     return {
         # scikit-learn's average="macro" is the unweighted mean of these per-class F1 (zero_division per
         # class alike); taking it from per_class saves a call (tests/test_evaluate.py checks they agree).
         "f1_macro": float(np.mean(per_class)),
-        "f1_micro": float(f1_score(truth, predicted, average="micro", zero_division=0)),
+        # Micro-F1 pools every covered (row, label) decision: the binary F1 of the flattened matrices,
+        # as average="micro" computes it, and right for one covered label too (scikit-learn would read
+        # a single column as a two-class problem and average over both classes).
+        "f1_micro": float(f1_score(truth.ravel(), predicted.ravel(), zero_division=0)),
         "per_class": {label_names[i]: float(f1) for i, f1 in zip(covered_idx, per_class, strict=True)},
     }
 

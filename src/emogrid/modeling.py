@@ -82,6 +82,8 @@ def load_classifier(
 
     from emogrid.hub import check_model_folder
 
+    if attention not in ATTENTION_CHOICES:
+        raise ValueError(f"model.attention: {attention!r} is not one of {', '.join(ATTENTION_CHOICES)}")
     if Path(path).is_dir():
         check_model_folder(path, allow_pickle)
     # use_kernels=False: transformers 5.25 turns hub kernels on by default when the `kernels` package is
@@ -108,8 +110,6 @@ def load_classifier(
             f"{path}: the checkpoint does not hold the whole encoder ({len(missing)} missing, "
             f"{len(mismatched)} of another shape: {shown}); loading it would train a partly random model"
         )
-    if attention not in ATTENTION_CHOICES:
-        raise ValueError(f"model.attention: {attention!r} is not one of {', '.join(ATTENTION_CHOICES)}")
     if attention == "fused":
         from emogrid.attention import use_sdpa_attention
 

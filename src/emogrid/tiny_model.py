@@ -170,7 +170,10 @@ def assemble_tiny_model(weights_dir: str | Path, tokenizer_dir: str | Path, out_
         raise ValueError(
             f"{weights_dir} and {tokenizer_dir} both have {both}: which one belongs in {out_dir}?"
         )
-    rows = json.loads((weights_dir / "config.json").read_text())["vocab_size"]
+    try:
+        rows = json.loads((weights_dir / "config.json").read_text())["vocab_size"]
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        raise ValueError(f"{weights_dir / 'config.json'}: no readable vocab_size ({error!r})") from error
     if (largest := largest_token_id(tokenizer_dir)) >= rows:
         raise ValueError(
             f"{tokenizer_dir} produces token ids up to {largest}, but the weights in {weights_dir} have "
