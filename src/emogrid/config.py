@@ -10,6 +10,7 @@ from itertools import product
 
 from emogrid.errors import ConfigError
 from emogrid.hub import check_model_folder
+from emogrid.io import read_json
 from emogrid.settings import loss_settings
 
 SPLITS = ("train", "validation", "test")
@@ -75,13 +76,10 @@ def _files_note(configfiles: Sequence[str]) -> str:
 def _check_fusable(folder: str) -> None:
     """model.attention: fused needs DeBERTa-v2/v3 (model_type deberta-v2): said before any job starts,
     not by every training job (and its retries). A hub model is checked when the cell loads it."""
-    import json
-
     path = os.path.join(folder, "config.json")
     try:
-        with open(path, encoding="utf-8") as handle:
-            model_type = json.load(handle).get("model_type")
-    except (OSError, ValueError) as error:
+        model_type = read_json(path).get("model_type")
+    except (OSError, ValueError, AttributeError) as error:
         raise ConfigError(
             "model.attention", f"fused: cannot read the model type from {path} ({error})"
         ) from error

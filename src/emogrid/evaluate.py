@@ -75,11 +75,11 @@ def _best_threshold(f1_per_threshold: np.ndarray, grid: np.ndarray) -> float:
 
 
 def _f1_per_threshold(y_true: np.ndarray, probs: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    """F1 of every class at every grid value, (n_classes, n_grid), in one scikit-learn call.
+    """F1 of every class at every grid value, (n_classes, n_grid).
 
     Each (class, grid value) pair becomes a column of one multilabel problem, so `average=None` returns
-    one F1 per pair: one call per tuning instead of one per class (scikit-learn's input checks took
-    most of a demo evaluation job's time at one call per class).
+    one F1 per pair: one scikit-learn call per chunk of classes (all of them at the demo's and the real
+    datasets' sizes) instead of one per class, whose input checks took most of an evaluation's time.
     """
     n, classes = y_true.shape
     # Classes in chunks of at most ~4M (row, class, threshold) cells: scikit-learn converts the

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 import argparse
 import io
-import json
 import shutil
 from pathlib import Path
 
-from emogrid.io import readable_as_umask_allows
+from emogrid.io import read_json, readable_as_umask_allows
 
 # Special-token ids follow DeBERTa-v3's spm.model: pad 0, [CLS] 1, [SEP] 2, unk 3, [MASK] a user symbol.
 SPECIALS = {
@@ -145,7 +144,7 @@ def largest_token_id(tokenizer_dir: str | Path) -> int:
     (its model's vocabulary and its added tokens), without importing transformers."""
     path = Path(tokenizer_dir) / "tokenizer.json"
     try:
-        spec = json.loads(path.read_text())
+        spec = read_json(path)
         vocab = spec["model"]["vocab"]
         ids = [len(vocab) - 1] if isinstance(vocab, list) else list(vocab.values())
         ids += [token["id"] for token in spec.get("added_tokens") or []]
@@ -171,7 +170,7 @@ def assemble_tiny_model(weights_dir: str | Path, tokenizer_dir: str | Path, out_
             f"{weights_dir} and {tokenizer_dir} both have {both}: which one belongs in {out_dir}?"
         )
     try:
-        rows = json.loads((weights_dir / "config.json").read_text())["vocab_size"]
+        rows = read_json(weights_dir / "config.json")["vocab_size"]
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise ValueError(f"{weights_dir / 'config.json'}: no readable vocab_size ({error!r})") from error
     if (largest := largest_token_id(tokenizer_dir)) >= rows:
