@@ -151,6 +151,7 @@ def main() -> None:
     only = sys.argv[2] if len(sys.argv) > 2 else None  # run the variants whose name contains this
     tiny = {"num_train_epochs": 2, "eval_steps": 50, "save_steps": 100, "gradient_checkpointing": True}
     fused = {"attention": "fused"}  # model.attention: fused (emogrid.attention)
+    compiled = {"torch_compile": "default", "pad_to_multiple_of": 16}
     large_steps = {
         "max_steps": 60,
         "per_device_train_batch_size": 32,
@@ -188,6 +189,29 @@ def main() -> None:
             "large",
             large_steps | {"precision": "bf16", "gradient_checkpointing": True},
             fused,
+        ),
+        # training.torch_compile through the CLI (not yet run on a GPU): Inductor, then CUDA graphs, on
+        # batches padded to multiples of 16 (few shapes), and compiled under DeepSpeed ZeRO-2.
+        (
+            "large_bf16_b32_compile_pad16",
+            "large",
+            large_steps | {"precision": "bf16", "gradient_checkpointing": False} | compiled,
+            {},
+        ),
+        (
+            "large_bf16_b32_compile_cudagraphs_pad16_fused",
+            "large",
+            large_steps
+            | {"precision": "bf16", "gradient_checkpointing": False}
+            | compiled
+            | {"torch_compile": "reduce-overhead"},
+            fused,
+        ),
+        (
+            "tiny_bf16_deepspeed_zero2_compile",
+            "tiny",
+            tiny | {"precision": "bf16", "deepspeed": str(REPO / "config/deepspeed_zero2.json")} | compiled,
+            {},
         ),
     ]
     large = None

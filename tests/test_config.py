@@ -9,7 +9,14 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from conftest import REPO_ROOT, load_config
-from emogrid.config import cell_config, check_config, config_problem, grid_cells, synthetic_datasets
+from emogrid.config import (
+    cell_config,
+    check_config,
+    config_problem,
+    grid_cells,
+    recorded_config,
+    synthetic_datasets,
+)
 from emogrid.errors import ConfigError
 
 SCHEMA = str(REPO_ROOT / "schemas/config.schema.yaml")
@@ -214,6 +221,23 @@ def test_cell_config_names_the_attention_only_when_fused(config):
     assert cell_config(config, *args)["model"]["attention"] == "fused"
 
 
+def test_cell_config_names_compile_and_padding_multiple_only_when_set(config):
+    """Cells made before training.torch_compile and training.pad_to_multiple_of existed keep their
+    cell configs and recorded config (no retraining); set, both reach the cell."""
+    args = ("all4", "bce", "none", 1, "results", "results/model")
+    assert config["training"]["torch_compile"] is None  # the schema default is there ...
+    before = cell_config(config, *args)
+    assert "torch_compile" not in before["training"] and "pad_to_multiple_of" not in before["training"]
+    assert "torch_compile" not in recorded_config(config)["training"]  # ... and named nowhere
+    config["training"].update(torch_compile="reduce-overhead", pad_to_multiple_of=16)
+    after = cell_config(config, *args)
+    assert after["training"] == before["training"] | {
+        "torch_compile": "reduce-overhead",
+        "pad_to_multiple_of": 16,
+    }
+    assert recorded_config(config)["training"]["pad_to_multiple_of"] == 16
+
+
 def test_cell_config_depends_only_on_its_own_settings(config):
     """Adding a seed or a loss, or changing another strategy's settings, must not change the resolved
     config of an existing cell."""
@@ -311,6 +335,12 @@ def test_gpu_count_comes_from_gpu_or_gres():
         (lambda c: c["model"].update(pooling="max"), ["model", "pooling"], ["cls", "mean"]),
         (lambda c: c["model"].update(attention="flash"), ["model", "attention"], ["transformers", "fused"]),
         (lambda c: c["training"].update(precision="fp8"), ["training", "precision"], ["auto", "bf16"]),
+        (
+            lambda c: c["training"].update(torch_compile="fast"),
+            ["training", "torch_compile"],
+            ["default", "reduce-overhead"],
+        ),
+        (lambda c: c["training"].update(pad_to_multiple_of=0), ["training", "pad_to_multiple_of"], []),
         (
             lambda c: c["evaluation"].update(threshold_split="test"),
             ["evaluation", "threshold_split"],

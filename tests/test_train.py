@@ -21,6 +21,7 @@ from emogrid.train import (
     run_cell,
     scrub,
     threads_per_process,
+    training_arguments,
 )
 
 
@@ -97,6 +98,38 @@ def test_fused_attention_takes_transformers_first_step_with_and_without_checkpoi
         assert set(grads) == set(grads_ref)
         for name, grad in grads_ref.items():
             torch.testing.assert_close(grads[name], grad, rtol=1e-4, atol=1e-6)
+
+
+def test_torch_compile_reaches_the_trainer_and_takes_the_eager_first_step(make_cell, monkeypatch):
+    """training.torch_compile: Trainer compiles the model and the first step (loss, gradients through the
+    guard) is the eager one. The test compiles with torch's aot_eager backend (the same graph capture
+    and autograd tracing, without Inductor's minutes of code generation on CPU)."""
+    import torch._dynamo
+
+    from emogrid import train
+
+    made = []
+
+    def arguments(cell, output_dir):
+        args = training_arguments(cell, output_dir)
+        made.append((args.torch_compile, args.torch_compile_mode))
+        if args.torch_compile:
+            args.torch_compile_backend = "aot_eager"
+        return args
+
+    monkeypatch.setattr(train, "training_arguments", arguments)
+    grads_ref, loss_ref = first_step(make_cell, batch=4, accumulation=2)
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    try:
+        grads, loss = first_step(make_cell, batch=4, accumulation=2, torch_compile="max-autotune")
+    finally:
+        torch._dynamo.reset()  # no compiled code left behind for the tests after this one
+    assert made == [(False, None), (True, "max-autotune")]
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 1  # the model ran compiled
+    assert loss == pytest.approx(loss_ref, rel=1e-5)
+    for name, grad in grads_ref.items():
+        torch.testing.assert_close(grads[name], grad, rtol=1e-4, atol=1e-6)
 
 
 @pytest.fixture
@@ -204,6 +237,27 @@ def test_collator_pads_to_longest_in_batch():
     assert batch["input_ids"].shape == (2, 3)
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0]]
     assert batch["input_ids"][1, 2] == 0
+
+
+def test_collator_pads_to_a_multiple_but_never_past_max_length():
+    def rows(*lengths):
+        return [
+            {
+                "input_ids": np.arange(1, n + 1),
+                "labels": np.zeros(3, np.float32),
+                "label_mask": np.ones(3, np.float32),
+            }
+            for n in lengths
+        ]
+
+    collate = MultiLabelCollator(pad_token_id=0, pad_to_multiple_of=16, max_length=40)
+    assert collate(rows(3, 17))["input_ids"].shape == (2, 32)
+    assert collate(rows(16))["input_ids"].shape == (1, 16)
+    batch = collate(rows(33, 5))  # 48 would pass max_length 40
+    assert batch["input_ids"].shape == (2, 40)
+    assert batch["attention_mask"].sum(dim=1).tolist() == [33, 5]
+    shapes = {collate(rows(n))["input_ids"].shape[1] for n in range(1, 41)}
+    assert shapes == {16, 32, 40}
 
 
 def test_gradient_health_warns_when_norm_stays_tiny():

@@ -102,16 +102,22 @@ class MixtureLengthSampler(Sampler[int]):
 
 @dataclass
 class MultiLabelCollator:
-    """Pad `input_ids` to the longest sequence in the batch; stack labels and masks."""
+    """Pad `input_ids` to the longest sequence in the batch; stack labels and masks.
+
+    With `pad_to_multiple_of`, to the next multiple of it, but never past `max_length` (a model with
+    absolute positions may have none beyond it): the batch shapes a compiled model sees stay few.
+    """
 
     pad_token_id: int
     pad_to_multiple_of: int | None = None
+    max_length: int | None = None
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
         longest = max(len(f["input_ids"]) for f in features)
         if self.pad_to_multiple_of:
             m = self.pad_to_multiple_of
-            longest = (longest + m - 1) // m * m
+            rounded = (longest + m - 1) // m * m
+            longest = max(longest, min(rounded, self.max_length)) if self.max_length else rounded
         input_ids = np.full((len(features), longest), self.pad_token_id, dtype=np.int64)
         attention = np.zeros((len(features), longest), dtype=np.int64)
         for row, f in enumerate(features):

@@ -18,6 +18,9 @@ SPLITS = ("train", "validation", "test")
 # stay out of the cell file, so raising a time limit or a memory request does not rewrite the cells
 # and rerun (and re-predict) every finished one. `gpus` stays in: it sets the global batch size.
 SCHEDULER_ONLY = ("threads", "mem_mb", "runtime")
+# Training settings added after results existed: a cell (and the recorded config) names them only when
+# set, so cells made before them keep their files and are not retrained.
+NAMED_WHEN_SET = ("pad_to_multiple_of", "torch_compile")
 
 
 _YAML_FLOAT_AS_STRING = re.compile(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+")
@@ -214,8 +217,17 @@ def recorded_config(config: dict) -> dict:
     """The config as {results}/config.resolved.yaml records it: all of it but the scheduler-only
     training settings (SCHEDULER_ONLY), which change no result and, like the cells, should rewrite
     nothing when raised."""
-    training = {k: v for k, v in config["training"].items() if k not in SCHEDULER_ONLY}
-    return {**config, "training": training}
+    return {**config, "training": training_settings(config)}
+
+
+def training_settings(config: dict) -> dict:
+    """`training` as a cell sees it: no scheduler-only key (SCHEDULER_ONLY), and the NAMED_WHEN_SET
+    keys only when they are set."""
+    return {
+        k: v
+        for k, v in config["training"].items()
+        if k not in SCHEDULER_ONLY and not (k in NAMED_WHEN_SET and v is None)
+    }
 
 
 def synthetic_datasets(config: dict) -> list[str]:
@@ -283,7 +295,7 @@ def cell_config(
         "train_files": [token_file(results, d, "train") for d in config["mixes"][mix]],
         "validation_files": [token_file(results, d, "validation") for d in config["mixes"][mix]],
         "eval_files": [token_file(results, d, s) for d in eval_sets for s in ("validation", "test")],
-        "training": {k: v for k, v in config["training"].items() if k not in SCHEDULER_ONLY},
+        "training": training_settings(config),
         # For the validation F1 logged during training (the final thresholds come from `evaluate`).
         "threshold_grid": config["evaluation"]["threshold_grid"],
         "output_dir": cell_dir(results, mix, loss, imbalance, seed),

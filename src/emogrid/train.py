@@ -344,8 +344,14 @@ def training_arguments(cell: dict, output_dir: Path) -> TrainingArguments:
         disable_tqdm=True,
         dataloader_num_workers=0,
         use_cpu=not torch.cuda.is_available(),
+        **compile_arguments(t.get("torch_compile")),
         **resolve_precision(t["precision"]),
     )
+
+
+def compile_arguments(mode: str | None) -> dict:
+    """TrainingArguments for `training.torch_compile`: Trainer compiles the model (Inductor) in `mode`."""
+    return {"torch_compile": True, "torch_compile_mode": mode} if mode else {}
 
 
 def predict_split(trainer: Trainer, frame: pd.DataFrame) -> pd.DataFrame:
@@ -464,7 +470,9 @@ def build_trainer(cell: dict, callbacks: list | None = None) -> tuple[EmotionTra
         )
         if evaluate_during
         else None,
-        data_collator=CollatorWithDatasetIndex(tokenizer.pad_token_id),
+        data_collator=CollatorWithDatasetIndex(
+            tokenizer.pad_token_id, cell["training"].get("pad_to_multiple_of"), max_length
+        ),
         processing_class=tokenizer,
         compute_metrics=partial(compute_validation_metrics, grid=cell.get("threshold_grid")),
         callbacks=[health, ReadableCheckpoints(), *(callbacks or [])],
