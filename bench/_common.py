@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
@@ -50,3 +51,9 @@ def spread(values: list[float], digits: int = 3) -> dict:
         "max": round(max(values), digits),
         "n": len(values),
     }
+
+
+def save(out: Path, result: dict) -> None:
+    """Write a benchmark's result as indented JSON, creating its folder."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=1) + "\n")

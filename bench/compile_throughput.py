@@ -28,8 +28,8 @@ import time
 from pathlib import Path
 
 import torch
-from _common import REPO, machine, spread
-from train_throughput import BATCH, StepClock, emogrid_cell, prepare, timed_rate
+from _common import REPO, save, spread
+from train_throughput import BATCH, StepClock, emogrid_cell, prepare, run_settings, subset_parser, timed_rate
 
 from emogrid.train import build_trainer
 
@@ -77,12 +77,8 @@ def run_one(setup: dict, variant: str, warmup: int, steps: int) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("data_dir", type=Path)
-    parser.add_argument("--model", required=True, help="a local model directory, or 'tiny'")
-    parser.add_argument("--rows", type=int, default=2048, help="GoEmotions training rows in the subset")
-    parser.add_argument("--max-length", type=int, default=128)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser = subset_parser()
+    parser.description = __doc__.splitlines()[0]
     parser.add_argument("--warmup", type=int, default=8, help="untimed steps (the compiles happen here)")
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--threads", type=int, default=None, help="torch threads of each run")
@@ -134,20 +130,9 @@ def main() -> None:
                     ],
                     3,
                 )
-    result = {
-        "machine": machine(),
-        "model": args.model,
-        "rows": args.rows,
-        "batch": BATCH,
-        "max_length": args.max_length,
-        "warmup": args.warmup,
-        "steps": args.steps,
-        "summary": summary,
-        "runs": runs,
-    }
+    result = run_settings(args) | {"summary": summary, "runs": runs}
     print(json.dumps(summary, indent=1))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    save(args.out, result)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from _common import REPO, load_config, machine, spread
+from _common import REPO, load_config, machine, save, spread
 
 from emogrid.batching import MixtureLengthSampler
 from emogrid.preprocess import preprocess_dataset
@@ -87,8 +87,7 @@ def main() -> None:
         },
     }
     print(json.dumps(result, indent=1))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    save(args.out, result)
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from _common import REPO, machine
+from _common import REPO, machine, save
 
 STAMP = re.compile(r"^\[(\w{3} \w{3} +\d+ \d\d:\d\d:\d\d \d{4})\]$")
 STARTED = re.compile(r"^(?:local)?rule (\w+):$")
@@ -230,8 +230,7 @@ def main() -> None:
             summary["timeline_precise"] = precise
     result = {"machine": machine(), "cores": args.cores, **summary}
     print(json.dumps(result, indent=1))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    save(args.out, result)
 
 
 if __name__ == "__main__":

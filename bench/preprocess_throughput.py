@@ -24,7 +24,7 @@ from pathlib import Path
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pandas as pd
-from _common import DATASETS, REPO, load_config, machine, spread
+from _common import DATASETS, REPO, load_config, machine, save, spread
 
 from emogrid.preprocess import preprocess_dataset
 from emogrid.readers import SPLITS
@@ -119,8 +119,7 @@ def main() -> None:
             "tokenize_vs_raw_from_medians": round(raw / tok, 3),
         }
     print("all", json.dumps(results["all"]), flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=1) + "\n")
+    save(args.out, results)
 
 
 if __name__ == "__main__":

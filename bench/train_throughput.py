@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from _common import REPO, load_config, machine, spread
+from _common import REPO, load_config, machine, save, spread
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from emogrid.batching import EncodedExamples, MultiLabelCollator
@@ -247,13 +247,32 @@ def run_seed_style(config, model, work, warmup, steps) -> dict:
     return timed_rate(clock.ends, warmup, BATCH * steps, tokens)
 
 
-def main() -> None:
+def subset_parser() -> argparse.ArgumentParser:
+    """The arguments of every training benchmark on the GoEmotions subset (this one, compile_throughput)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data_dir", type=Path)
     parser.add_argument("--model", required=True, help="a local model directory, or 'tiny'")
     parser.add_argument("--rows", type=int, default=2048, help="GoEmotions training rows in the subset")
     parser.add_argument("--max-length", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=3)
+    return parser
+
+
+def run_settings(args) -> dict:
+    """The head of a result file: machine, model, subset and step counts."""
+    return {
+        "machine": machine(),
+        "model": args.model,
+        "rows": args.rows,
+        "batch": BATCH,
+        "max_length": args.max_length,
+        "warmup": args.warmup,
+        "steps": args.steps,
+    }
+
+
+def main() -> None:
+    parser = subset_parser()
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--baseline-steps", type=int, default=2)
@@ -301,22 +320,14 @@ def main() -> None:
         [1 - a["examples_per_s"] / b["examples_per_s"] for a, b in zip(e, raw, strict=True)], 3
     )
     summary["padding_share_emogrid"] = spread([x["padding_share"] for x in e], 3)
-    result = {
-        "machine": machine(),
-        "model": args.model,
-        "rows": args.rows,
-        "batch": BATCH,
-        "max_length": args.max_length,
-        "warmup": args.warmup,
-        "steps": args.steps,
+    result = run_settings(args) | {
         "baseline_steps": args.baseline_steps,
         "threads": torch.get_num_threads(),
         "summary": summary,
         "runs": runs,
     }
     print(json.dumps(summary, indent=1))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1) + "\n")
+    save(args.out, result)
 
 
 if __name__ == "__main__":
