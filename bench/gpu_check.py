@@ -1,7 +1,8 @@
 """GPU paths of the training CLI, on a real GPU: precision, activation checkpointing, DeepSpeed
 ZeRO-2, the torchrun launch, and the throughput of a DeBERTa-v3-large-shaped encoder.
 
-    python bench/gpu_check.py OUT_DIR [NAME_PART]   # NAME_PART: only the variants whose name holds it
+    python bench/gpu_check.py OUT_DIR [NAME ...]   # only these variants: a NAME is a variant's whole
+                                                   # name, or else a part of the names it selects
 
 Uses the real pipeline on the synthetic corpus (reader -> unified parquet -> tiny DeBERTa-v3 ->
 tokenize -> emogrid.train). Writes OUT_DIR/gpu_check.json. Needs no network.
@@ -21,6 +22,7 @@ import pandas as pd
 import torch
 import yaml
 
+from emogrid import train
 from emogrid.config import cell_config
 from emogrid.io import read_json, write_json
 from emogrid.preprocess import preprocess_dataset
@@ -78,6 +80,37 @@ def large_shaped_model(root: Path, small_model: Path) -> Path:
     return out
 
 
+class StepClock:
+    """Wall time at the end of every optimizer step of the trainer `emogrid.train` builds next: the
+    steady rate after the first half of the steps leaves out a compile's first steps."""
+
+    def __init__(self):
+        from transformers import TrainerCallback
+
+        self.ends: list[float] = []
+        clock = self
+
+        class Callback(TrainerCallback):
+            def on_step_end(self, args, state, control, **kwargs):
+                if torch.cuda.is_available():
+                    torch.cuda.synchronize()
+                clock.ends.append(time.perf_counter())
+
+        build = train.build_trainer
+
+        def build_with_clock(cell, callbacks=None):
+            return build(cell, callbacks=[*(callbacks or []), Callback()])
+
+        self.build, train.build_trainer = build, build_with_clock
+
+    def close(self, batch: int) -> float | None:
+        train.build_trainer = self.build
+        half = len(self.ends) // 2
+        if len(self.ends) - half < 2:
+            return None
+        return round(batch * (len(self.ends) - 1 - half) / (self.ends[-1] - self.ends[half]), 2)
+
+
 def summarize(out_dir: Path, seconds: float) -> dict:
     log = read_json(out_dir / "train_log.json")
     info = read_json(out_dir / "run_info.json")
@@ -110,9 +143,16 @@ def run_variant(
     cell["training"].update(training)
     cell["output_dir"] = str(root / "runs" / name)
     torch.cuda.reset_peak_memory_stats() if torch.cuda.is_available() else None
+    torch._dynamo.reset()  # each variant compiles (or not) from scratch
+    clock = StepClock()
     start = time.perf_counter()
-    run_cell(cell)
+    try:
+        run_cell(cell)
+    finally:
+        steady = clock.close(cell["training"]["per_device_train_batch_size"])
     result = summarize(Path(cell["output_dir"]), time.perf_counter() - start)
+    # Trainer's own rate covers the whole run, a compile included; this one the second half of the steps.
+    result["steady_samples_per_second"] = steady
     print(name, json.dumps(result), flush=True)
     return result
 
@@ -148,7 +188,7 @@ def main() -> None:
         "cuda": torch.version.cuda,
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
-    only = sys.argv[2] if len(sys.argv) > 2 else None  # run the variants whose name contains this
+    wanted = sys.argv[2:]
     tiny = {"num_train_epochs": 2, "eval_steps": 50, "save_steps": 100, "gradient_checkpointing": True}
     fused = {"attention": "fused"}  # model.attention: fused (emogrid.attention)
     compiled = {"torch_compile": "default", "pad_to_multiple_of": 16}
@@ -208,15 +248,17 @@ def main() -> None:
             fused,
         ),
         (
-            "tiny_bf16_deepspeed_zero2_compile",
+            "tiny_bf16_zero2_compile",
             "tiny",
             tiny | {"precision": "bf16", "deepspeed": str(REPO / "config/deepspeed_zero2.json")} | compiled,
             {},
         ),
     ]
     large = None
+    names = {v[0] for v in variants}
+    chosen = {n for w in wanted for n in names if n == w or (w not in names and w in n)}
     for name, size, training, model_over in variants:
-        if only and only not in name:
+        if wanted and name not in chosen:
             continue
         try:
             if size == "torchrun":

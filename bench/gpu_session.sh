@@ -47,9 +47,11 @@ step sdpa_backend 40 python3 bench/sdpa_backend.py "$out/sdpa_backend.json"
 step deepspeed 110 python3 bench/gpu_check.py /tmp/gpu_check deepspeed
 cp /tmp/gpu_check/gpu_check.json "$out/gpu_check_deepspeed.json" 2>/dev/null
 # 4. Compiled, then compiled with CUDA graphs, on the fused attention.
-step compile "$budget" python3 bench/gpu_mfu.py "$out/gpu_mfu_compile.json" --only \
+step compile 240 python3 bench/gpu_mfu.py "$out/gpu_mfu_compile.json" --only \
 	bf16_L128_b64_sdpa_compile bf16_L128_b64_sdpa_compile_cudagraphs
-# 5. training.torch_compile through the training CLI (Inductor; CUDA graphs; under ZeRO-2).
-step cli_compile "$budget" python3 bench/gpu_check.py /tmp/gpu_check_compile compile
+# 5. training.torch_compile through the training CLI (Inductor; CUDA graphs; under ZeRO-2), beside the
+#    same large-shaped cells eager: compare steady_samples_per_second (the second half of the steps).
+step cli_compile "$budget" python3 bench/gpu_check.py /tmp/gpu_check_compile \
+	large_bf16_b32 large_bf16_b32_fused compile
 cp /tmp/gpu_check_compile/gpu_check.json "$out/gpu_check_compile.json" 2>/dev/null
 echo "== done at $((SECONDS - start)) s" >>"$log"

@@ -112,7 +112,7 @@ def test_torch_compile_reaches_the_trainer_and_takes_the_eager_first_step(make_c
 
     def arguments(cell, output_dir):
         args = training_arguments(cell, output_dir)
-        made.append((args.torch_compile, args.torch_compile_mode))
+        made.append((args.torch_compile, args.torch_compile_mode, args.tf32))
         if args.torch_compile:
             args.torch_compile_backend = "aot_eager"
         return args
@@ -125,7 +125,7 @@ def test_torch_compile_reaches_the_trainer_and_takes_the_eager_first_step(make_c
         grads, loss = first_step(make_cell, batch=4, accumulation=2, torch_compile="max-autotune")
     finally:
         torch._dynamo.reset()  # no compiled code left behind for the tests after this one
-    assert made == [(False, None), (True, "max-autotune")]
+    assert made == [(False, None, None), (True, "max-autotune", False)]  # compiling keeps TF32 off
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] >= 1  # the model ran compiled
     assert loss == pytest.approx(loss_ref, rel=1e-5)
     for name, grad in grads_ref.items():

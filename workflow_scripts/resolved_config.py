@@ -10,7 +10,8 @@ sys.stderr = open(snakemake.log[0], "w")
 header = (
     "# The merged, validated config this results directory was made with (defaults filled in),\n"
     "# without the scheduler-only training settings (threads, mem_mb, runtime), which change no result\n"
-    "# (a run from this file alone gets the schema's defaults for them: add your machine's);\n"
+    "# (a run from this file alone gets the schema's defaults for them: add your machine's), and\n"
+    "# without training settings left unset that newer versions added (pad_to_multiple_of, torch_compile);\n"
     f"# written by emogrid's workflow under snakemake {snakemake.params.snakemake_version}.\n"
 )
 write_text(snakemake.output[0], header + yaml.safe_dump(scrub(snakemake.params.config), sort_keys=False))

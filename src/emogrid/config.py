@@ -216,7 +216,7 @@ def resolve_config(config: dict) -> dict:
 def recorded_config(config: dict) -> dict:
     """The config as {results}/config.resolved.yaml records it: all of it but the scheduler-only
     training settings (SCHEDULER_ONLY), which change no result and, like the cells, should rewrite
-    nothing when raised."""
+    nothing when raised, and the NAMED_WHEN_SET training settings left unset."""
     return {**config, "training": training_settings(config)}
 
 

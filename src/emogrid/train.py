@@ -350,8 +350,13 @@ def training_arguments(cell: dict, output_dir: Path) -> TrainingArguments:
 
 
 def compile_arguments(mode: str | None) -> dict:
-    """TrainingArguments for `training.torch_compile`: Trainer compiles the model (Inductor) in `mode`."""
-    return {"torch_compile": True, "torch_compile_mode": mode} if mode else {}
+    """TrainingArguments for `training.torch_compile`: Trainer compiles the model (Inductor) in `mode`.
+
+    tf32=False: with torch_compile, transformers would otherwise switch the process's fp32 matmuls to
+    TF32 on Ampere and newer GPUs, which changes an fp32 cell's numbers far beyond what compiling does
+    and is recorded nowhere. Compiling stays a way to run the same computation, not another precision.
+    """
+    return {"torch_compile": True, "torch_compile_mode": mode, "tf32": False} if mode else {}
 
 
 def predict_split(trainer: Trainer, frame: pd.DataFrame) -> pd.DataFrame:
