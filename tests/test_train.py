@@ -312,6 +312,17 @@ def test_run_cell_writes_predictions_log_and_run_info(make_cell, tmp_path, monke
     cell = make_cell(
         num_train_epochs=2, eval_steps=6, save_steps=6, save_total_limit=1, output_dir=tmp_path / "c"
     )
+    # The checkout's state is read when the cell starts, with the code it imported: a commit made while a
+    # long cell trains must not be recorded as the code that trained it.
+    from emogrid import train as train_module
+
+    trained, train_method, real_state = [], train_module.EmotionTrainer.train, train_module.source_state
+    monkeypatch.setattr(
+        train_module.EmotionTrainer, "train", lambda self, **kw: trained.append(1) or train_method(self, **kw)
+    )
+    monkeypatch.setattr(
+        train_module, "source_state", lambda: real_state() | {"git_commit": f"read after {len(trained)} trainings"}
+    )
     out = run_cell(cell)
     predictions = pd.read_parquet(out / "predictions.parquet")
     assert set(predictions["split"]) == {"validation", "test"}
@@ -338,6 +349,7 @@ def test_run_cell_writes_predictions_log_and_run_info(make_cell, tmp_path, monke
     assert set(info["inputs"]["data"]) == set(cell["train_files"] + cell["validation_files"])
     assert "tokenizer.json" in info["inputs"]["model"] or "spm.model" in info["inputs"]["model"]
     assert {"git_commit", "git_dirty", "package_dir", "workflow_git_commit"} <= info.keys()
+    assert info["git_commit"] == "read after 0 trainings"
     assert len(list((out / "checkpoints").glob("checkpoint-*"))) <= 1
 
     # A rerun of the same cell picks up its last checkpoint instead of starting from step 0.

@@ -535,6 +535,8 @@ def run_cell(cell: dict) -> Path:
     checkpoints = out_dir / "checkpoints"
     seed = cell["cell"]["seed"]
     devices = describe_devices()
+    # Read now, with the code this process imported: a commit made while the cell trains is not its code.
+    source = source_state()
     warnings_seen = []
     fallback = cpu_fallback_message(devices)
     if fallback:
@@ -603,7 +605,7 @@ def run_cell(cell: dict) -> Path:
                     "cell": cell["cell"],
                     "seed": seed,
                     # git_commit, git_dirty, package_dir: which code this was.
-                    **source_state(),
+                    **source,
                     "versions": package_versions(),
                     "image": image_info(),
                     "device": devices,
