@@ -320,9 +320,11 @@ def test_run_cell_writes_predictions_log_and_run_info(make_cell, tmp_path, monke
     monkeypatch.setattr(
         train_module.EmotionTrainer, "train", lambda self, **kw: trained.append(1) or train_method(self, **kw)
     )
-    monkeypatch.setattr(
-        train_module, "source_state", lambda: real_state() | {"git_commit": f"read after {len(trained)} trainings"}
-    )
+
+    def state_now():
+        return real_state() | {"git_commit": f"read after {len(trained)} trainings"}
+
+    monkeypatch.setattr(train_module, "source_state", state_now)
     out = run_cell(cell)
     predictions = pd.read_parquet(out / "predictions.parquet")
     assert set(predictions["split"]) == {"validation", "test"}
