@@ -21,6 +21,8 @@ from pathlib import Path
 import pandas as pd
 import torch
 import yaml
+from _common import DATASETS, REPO  # bench/, the script's own folder
+from train_throughput import StepClock
 
 from emogrid import train
 from emogrid.config import cell_config
@@ -30,9 +32,6 @@ from emogrid.synthetic import write_corpus
 from emogrid.tiny_model import build_tiny_deberta
 from emogrid.tokenize import load_tokenizer, tokenize_split
 from emogrid.train import run_cell
-
-REPO = Path(__file__).resolve().parents[1]
-DATASETS = ["goemotions", "semeval2018_ec", "isear", "meld"]
 
 
 def merge(base: dict, overlay: dict) -> dict:
@@ -80,35 +79,25 @@ def large_shaped_model(root: Path, small_model: Path) -> Path:
     return out
 
 
-class StepClock:
-    """Wall time at the end of every optimizer step of the trainer `emogrid.train` builds next: the
-    steady rate after the first half of the steps leaves out a compile's first steps."""
+class ClockedTrainers:
+    """While open, the trainer `emogrid.train` builds also gets a StepClock (bench/train_throughput.py):
+    the steady rate over the second half of the steps leaves out a compile's first steps."""
 
     def __init__(self):
-        from transformers import TrainerCallback
-
-        self.ends: list[float] = []
-        clock = self
-
-        class Callback(TrainerCallback):
-            def on_step_end(self, args, state, control, **kwargs):
-                if torch.cuda.is_available():
-                    torch.cuda.synchronize()
-                clock.ends.append(time.perf_counter())
-
-        build = train.build_trainer
+        self.clock, self.build = StepClock(), train.build_trainer
 
         def build_with_clock(cell, callbacks=None):
-            return build(cell, callbacks=[*(callbacks or []), Callback()])
+            return self.build(cell, callbacks=[*(callbacks or []), self.clock])
 
-        self.build, train.build_trainer = build, build_with_clock
+        train.build_trainer = build_with_clock
 
-    def close(self, batch: int) -> float | None:
+    def close(self, examples_per_step: int) -> float | None:
         train.build_trainer = self.build
-        half = len(self.ends) // 2
-        if len(self.ends) - half < 2:
+        ends = self.clock.ends
+        half = len(ends) // 2
+        if len(ends) - half < 2:
             return None
-        return round(batch * (len(self.ends) - 1 - half) / (self.ends[-1] - self.ends[half]), 2)
+        return round(examples_per_step * (len(ends) - 1 - half) / (ends[-1] - ends[half]), 2)
 
 
 def summarize(out_dir: Path, seconds: float) -> dict:
@@ -144,12 +133,13 @@ def run_variant(
     cell["output_dir"] = str(root / "runs" / name)
     torch.cuda.reset_peak_memory_stats() if torch.cuda.is_available() else None
     torch._dynamo.reset()  # each variant compiles (or not) from scratch
-    clock = StepClock()
+    clock = ClockedTrainers()
     start = time.perf_counter()
     try:
         run_cell(cell)
     finally:
-        steady = clock.close(cell["training"]["per_device_train_batch_size"])
+        t = cell["training"]
+        steady = clock.close(t["per_device_train_batch_size"] * t["gradient_accumulation_steps"])
     result = summarize(Path(cell["output_dir"]), time.perf_counter() - start)
     # Trainer's own rate covers the whole run, a compile included; this one the second half of the steps.
     result["steady_samples_per_second"] = steady

@@ -62,6 +62,24 @@ def test_preprocess_benchmark_reads_every_dataset(synthetic_dir, tiny_corpus, tm
     assert result["all"]["rows"] == sum(kept.values())
 
 
+def test_compile_benchmark_runs_each_variant_in_its_own_process(synthetic_dir, tmp_path):
+    """The script's machinery (one process per run, paired ratios), on its uncompiled variant only: an
+    Inductor compile takes over a minute on CPU."""
+    result = run_bench(
+        "compile_throughput.py",
+        str(synthetic_dir),
+        *("--model", "tiny", "--rows", "96", "--repeats", "2", "--warmup", "1", "--steps", "2"),
+        *("--threads", "1", "--variants", "eager"),
+        cwd=tmp_path,
+    )
+    runs = result["runs"]["eager"]
+    assert [run["repeat"] for run in runs] == [0, 1] and all(run["examples_per_s"] > 0 for run in runs)
+    assert all(run["compiled_graphs"] == 0 for run in runs)
+    # The same seed and batches in two fresh processes: the same loss.
+    assert runs[0]["train_loss"] == runs[1]["train_loss"]
+    assert result["summary"]["eager"]["examples_per_s"]["n"] == 2
+
+
 def test_training_benchmark_runs_all_three_contenders(synthetic_dir, tmp_path):
     result = run_bench(
         "train_throughput.py",
