@@ -122,14 +122,31 @@ def test_checkpoints_from_other_settings_are_not_resumed(make_cell, tmp_path, ca
     assert "written with other settings" in capfd.readouterr().err
 
 
+def test_checkpoints_computed_in_another_precision_are_not_resumed(make_cell, tmp_path, capfd):
+    # A cell preempted on a bf16 GPU and restarted where `precision: auto` gives something else (here
+    # the CPU's fp32) starts fresh instead of finishing in another precision than it began.
+    cell = make_cell(num_train_epochs=1, save_steps=1000, output_dir=tmp_path / "cell")
+    first = read_json(run_cell(cell) / "train_log.json")
+    assert [start["precision"] for start in first["starts"]] == ["fp32"]
+    (tmp_path / "cell" / "predictions.parquet").unlink()
+    stamp = tmp_path / "cell" / "checkpoints" / "training_identity.json"
+    assert read_json(stamp)["precision_used"] == "fp32"
+    write_json(stamp, {**read_json(stamp), "precision_used": "bf16"})
+    capfd.readouterr()
+    again = read_json(run_cell(cell) / "train_log.json")
+    assert again["start_step"] == 0 and again["resumed_from"] is None
+    assert "the precision computed in (bf16 -> fp32) changed" in capfd.readouterr().err
+
+
 def test_start_history_records_each_attempt_and_restarts_with_a_fresh_run(tmp_path):
     from emogrid.train import read_starts, record_start
 
     history = tmp_path / "starts.jsonl"
-    record_start(history, 0, None)
-    record_start(history, 40, "checkpoint-40")
+    record_start(history, 0, None, "bf16")
+    record_start(history, 40, "checkpoint-40", "bf16")
     assert [s["start_step"] for s in read_starts(history)] == [0, 40]
-    record_start(history, 0, None)
+    assert {s["precision"] for s in read_starts(history)} == {"bf16"}
+    record_start(history, 0, None, "fp16")
     assert [s["start_step"] for s in read_starts(history)] == [0]
 
 
@@ -181,6 +198,13 @@ def test_training_identity_covers_data_model_and_code_contents(tmp_path):
     # The processes the job got (a GRES request sets them outside the cell) set the global batch.
     four_gpus = training_identity(cell, world_size=4)
     assert identity_changes(before, four_gpus) == ["the number of training processes (1 -> 4)"]
+    # So does the precision the device gave (`precision: auto` is bf16 on one GPU, fp16 on another).
+    on_a_v100 = training_identity(cell, precision="fp16")
+    assert identity_changes(training_identity(cell, precision="bf16"), on_a_v100) == [
+        "the precision computed in (bf16 -> fp16)"
+    ]
+    unrecorded = {k: v for k, v in before.items() if k != "precision_used"}
+    assert identity_changes(unrecorded, before) == ["the precision computed in (not recorded -> fp32)"]
     assert sorted(before["inputs"]["model"]) == ["config.json", "model.safetensors"]
     # Bookkeeping changes nothing: the hub's cache folder, the fetch record (pinning model.revision to
     # the commit it names rewrites it), the evaluation targets and threshold grid, save_steps.

@@ -151,12 +151,15 @@ def code_digest() -> str:
     return code.hexdigest()
 
 
-def training_identity(cell: dict, world_size: int = 1) -> dict:
+def training_identity(cell: dict, world_size: int = 1, precision: str = "fp32") -> dict:
     """What a checkpoint depends on: the cell minus evaluation targets and bookkeeping settings, the
-    number of training processes, and the contents of its inputs.
+    number of training processes, the precision it computes in, and the contents of its inputs.
 
     The process count is what the job got, not what the config says: a GRES request ("gpu:4") sets it
-    outside the cell, and it sets the global batch and the steps per epoch.
+    outside the cell, and it sets the global batch and the steps per epoch. The precision too is what
+    the job's device gave: `precision: auto` means bf16 on an A100 and fp16 on a V100, so a cell
+    preempted on one and restarted on the other would otherwise finish in another precision than it
+    began, while its record names only the last.
 
     The settings are scrubbed as run_info.json is (a token in a model name or path never reaches the
     stamp); the input digests are not scrubbed: file names and sha256 digests hold no credential.
@@ -164,6 +167,7 @@ def training_identity(cell: dict, world_size: int = 1) -> dict:
     settings = {k: v for k, v in cell.items() if k not in NOT_TRAINING_CELL_KEYS}
     settings["training"] = {k: v for k, v in cell["training"].items() if k not in NOT_TRAINING_IDENTITY}
     settings["world_size"] = int(world_size)
+    settings["precision_used"] = precision
     identity = {**scrub(settings), "inputs": input_digests(cell)}
     return json.loads(json.dumps(identity, default=str))
 
@@ -177,14 +181,20 @@ def identity_changes(old: dict, new: dict) -> list[str]:
         changes.insert(
             0, f"the number of training processes ({old.get('world_size', 1)} -> {new.get('world_size', 1)})"
         )
-    settings_old = {k: v for k, v in old.items() if k not in ("inputs", "world_size")}
-    settings_new = {k: v for k, v in new.items() if k not in ("inputs", "world_size")}
+    if old.get("precision_used") != new.get("precision_used"):
+        was = old.get("precision_used", "not recorded")
+        changes.insert(0, f"the precision computed in ({was} -> {new.get('precision_used')})")
+    own = ("inputs", "world_size", "precision_used")
+    settings_old = {k: v for k, v in old.items() if k not in own}
+    settings_new = {k: v for k, v in new.items() if k not in own}
     if settings_old != settings_new:
         changes.insert(0, "the cell's settings")
     return changes
 
 
-def discard_stale_checkpoints(checkpoints: Path, cell: dict, world_size: int = 1) -> dict:
+def discard_stale_checkpoints(
+    checkpoints: Path, cell: dict, world_size: int = 1, precision: str = "fp32"
+) -> dict:
     """Checkpoints written under other settings (a new learning rate, more epochs), other data, another
     model or other code are not resumed.
 
@@ -193,7 +203,7 @@ def discard_stale_checkpoints(checkpoints: Path, cell: dict, world_size: int = 1
     which the log says. Returns the identity (the run's record keeps its input digests).
     """
     stamp = checkpoints / "training_identity.json"
-    identity = training_identity(cell, world_size)
+    identity = training_identity(cell, world_size, precision)
     if any(checkpoints.glob("*checkpoint-*")):
         old = read_json(stamp) if stamp.exists() else {}
         if old == identity:

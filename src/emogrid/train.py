@@ -496,11 +496,12 @@ def start_step(checkpoint: str | None) -> int:
     return TrainerState.load_from_json(str(Path(checkpoint) / STATE_FILE)).global_step
 
 
-def record_start(path: Path, step: int, checkpoint: str | None) -> None:
+def record_start(path: Path, step: int, checkpoint: str | None, precision: str) -> None:
     """Append this attempt to the cell's start history; a fresh start begins a new history."""
     entry = {
         "start_step": step,
         "resumed_from": checkpoint,
+        "precision": precision,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
         "slurm_restart_count": os.environ.get("SLURM_RESTART_COUNT"),
@@ -546,9 +547,10 @@ def run_cell(cell: dict) -> Path:
     try:
         trainer, health = build_trainer(cell, callbacks=[stop])
         args = trainer.args
+        precision = "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32"
         # One process decides what to resume from (and sets stale or half-written checkpoints aside).
         if trainer.is_world_process_zero():
-            identity = discard_stale_checkpoints(checkpoints, cell, args.world_size)
+            identity = discard_stale_checkpoints(checkpoints, cell, args.world_size, precision)
             last = last_complete_checkpoint(checkpoints)
         else:
             identity, last = {}, None
@@ -561,7 +563,7 @@ def run_cell(cell: dict) -> Path:
             flush=True,
         )
         if trainer.is_world_process_zero():
-            record_start(out_dir / "starts.jsonl", first_step, last)
+            record_start(out_dir / "starts.jsonl", first_step, last, precision)
         result = trainer.train(resume_from_checkpoint=last)
         if stop.stopped_at is not None:
             signum = stop.received or signal.SIGTERM
