@@ -38,6 +38,10 @@ def test_writes_unified_parquet_and_summary(cfg, synthetic_dir, tmp_path, caplog
         frame = pd.read_parquet(out / f"{split}.parquet")
         assert len(frame) == summary["splits"][split]["kept"]
         assert np.stack(frame["labels"].to_list()).shape == (len(frame), len(cfg["labels"]))
+        # Rows whose labels are all unmapped (trust, anticipation, pessimism) are kept and counted.
+        no_label = int((np.stack(frame["labels"].to_list()).sum(axis=1) == 0).sum())
+        assert summary["splits"][split]["no_covered_label"] == no_label
+    assert sum(summary["splits"][s]["no_covered_label"] for s in SPLITS) > 0
     # The synthetic corpus is smaller than the published one: reported and warned about, not fatal.
     assert summary["expected_rows_match"] is False
     assert summary["expected_rows"] == cfg["datasets"]["semeval2018_ec"]["expected_rows"]

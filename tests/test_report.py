@@ -284,7 +284,12 @@ SUMMARIES = {
     "isear": {
         "dataset": "isear",
         "splits": {
-            "train": {"read": 6200, "kept": 6100, "dropped": {"non-answer": 90, "duplicate": 10}},
+            "train": {
+                "read": 6200,
+                "kept": 6100,
+                "dropped": {"non-answer": 90, "duplicate": 10},
+                "no_covered_label": 4,
+            },
             "test": {"read": 770, "kept": 770, "dropped": {}},
         },
         "label_counts": {"train": {"anger": 900, "joy": 880}, "test": {"anger": 110, "joy": 100}},
@@ -313,6 +318,7 @@ def test_data_summary_table_rows():
         "kept",
         "dropped",
         "dropped_reasons",
+        "no_covered_label",
         "text_in_train",
         "text_in_other_train",
     ]
@@ -320,6 +326,9 @@ def test_data_summary_table_rows():
     assert isear_train["dropped"] == 100
     assert isear_train["dropped_reasons"] == "non-answer: 90; duplicate: 10"
     assert table[table["dataset"] == "meld"]["dropped_reasons"].item() == ""
+    # Rows whose labels are all unmapped are counted; summaries written before the count have none.
+    assert isear_train["no_covered_label"] == 4
+    assert table["no_covered_label"].isna().sum() == 2  # isear test, meld train
     # Overlap with train is counted for evaluation splits; train and older summaries have none.
     overlap = table.set_index(["dataset", "split"])["text_in_train"]
     assert overlap[("isear", "test")] == 3

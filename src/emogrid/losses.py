@@ -7,7 +7,7 @@ neither to the numerator nor to the denominator, so its gradient is exactly zero
 `count` (optional) replaces that denominator. Training passes the number of unmasked entries of the
 whole optimizer batch (every micro-batch of a gradient-accumulation step, on every process), so the
 loss is the mean over the covered entries of the optimizer batch however it is split: in a mix, rows
-cover 28, 11 or 7 labels, and a per-micro-batch denominator would change each row's weight with the
+cover 28, 9 or 7 labels, and a per-micro-batch denominator would change each row's weight with the
 micro-batch size, the accumulation steps and the GPU count (`emogrid.train.EmotionTrainer`).
 
 `pos_weight` (per label, optional: the ``pos_weight`` imbalance strategy) multiplies the positive term

@@ -518,7 +518,9 @@ def data_summary_table(
 ) -> pd.DataFrame:
     """One row per (dataset, split): columns dataset, split, read, published (the split's row count
     from `expected_rows`; empty when none is given), kept, dropped (total), dropped_reasons
-    ("reason: n; ..."; empty when nothing was dropped) and text_in_train (kept rows of an evaluation
+    ("reason: n; ..."; empty when nothing was dropped), no_covered_label (kept rows whose labels are
+    all unmapped, so they are negatives for every covered label; empty for older summaries) and
+    text_in_train (kept rows of an evaluation
     split whose text, case and spacing ignored, a train row also has; empty for train) and, given
     `other_train` (`emogrid.preprocess.cross_dataset_overlap`), text_in_other_train: the same against
     the other datasets' train splits, which a mix trains on too."""
@@ -539,6 +541,7 @@ def data_summary_table(
                     "kept": int(counts["kept"]),
                     "dropped": int(sum(dropped.values())),
                     "dropped_reasons": _dropped_text(dropped),
+                    "no_covered_label": counts.get("no_covered_label"),
                     "text_in_train": overlap.get(split),
                     "text_in_other_train": other_train.get(name, {}).get(split),
                 }
@@ -551,10 +554,13 @@ def data_summary_table(
         "kept",
         "dropped",
         "dropped_reasons",
+        "no_covered_label",
         "text_in_train",
         "text_in_other_train",
     ]
-    counts = {"published": "Int64", "text_in_train": "Int64", "text_in_other_train": "Int64"}
+    counts = {
+        name: "Int64" for name in ("published", "no_covered_label", "text_in_train", "text_in_other_train")
+    }
     return pd.DataFrame(rows, columns=columns).astype(counts)
 
 

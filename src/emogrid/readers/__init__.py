@@ -176,6 +176,9 @@ def read_dataset(
                 "read": part.read,
                 "kept": len(part.records),
                 "dropped": part.dropped_counts(),
+                # Kept rows with no covered label: every label they carry is unmapped (SemEval's
+                # trust, anticipation, pessimism). They stay, as negatives for every covered label.
+                "no_covered_label": sum(not record.labels for record in part.records),
             }
             for split, part in by_split.items()
         },
