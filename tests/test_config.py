@@ -113,6 +113,26 @@ def test_one_file_under_two_names_names_the_key(config):
             r"evaluation\.threshold_grid",
         ),
         (lambda c: c["training"].update(deepspeed="config/zero2.yaml"), r"training\.deepspeed"),
+        (
+            lambda c: c["training"].update(deepspeed="config/zero3.json"),
+            r"training\.deepspeed.*config/zero3\.json: no such file",
+        ),
+        (lambda c: c["training"].update(max_steps=0), r"training\.max_steps"),
+        # NaN and infinity pass the schema's bounds; finite weights can still give a share of 0.
+        (lambda c: c["mixes"]["all4"].update(isear=float("inf")), r"mixes\.all4\.isear'?: must be a finite"),
+        (lambda c: c["training"].update(learning_rate=float("nan")), r"training\.learning_rate.*nan"),
+        (
+            lambda c: c["evaluation"]["threshold_grid"].update(step=float("-inf")),
+            r"evaluation\.threshold_grid\.step",
+        ),
+        (
+            lambda c: c["mixes"]["all4"].update(goemotions=1.0e300, isear=1.0e-300),
+            r"mixes\.all4\.isear.*share of 0",
+        ),
+        (
+            lambda c: c["mixes"]["all4"].update(goemotions=1.0e308, meld=1.0e308),
+            r"mixes\.all4\.goemotions.*share of 0",
+        ),
         (lambda c: c["datasets"]["meld"]["splits"].update(test="test.csv"), r"datasets\.meld\.splits\.test"),
     ],
 )
@@ -404,3 +424,15 @@ def test_a_cross_field_error_keeps_its_key_and_gains_the_files(config):
         check_config(config)
     problem = config_problem(caught.value, ["a.yaml"])
     assert problem.key == "evaluation.datasets" and str(problem).endswith("[config files: a.yaml]")
+
+
+def test_a_split_block_without_fractions_and_a_model_without_a_name_get_the_schema_defaults():
+    # Both defaults used to be dead: `fractions` had none of its own (so `split: {seed: 7}` crashed
+    # the config check with a KeyError) and `model.name` was required.
+    config = load_config()
+    del config["datasets"]["isear"]["split"]["fractions"]
+    del config["model"]["name"]
+    validate(config, SCHEMA)
+    assert config["datasets"]["isear"]["split"]["fractions"] == {"train": 0.8, "validation": 0.1, "test": 0.1}
+    assert config["model"]["name"] == "microsoft/deberta-v3-large"
+    check_config(config)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 from collections.abc import Sequence
@@ -94,8 +95,22 @@ def _check_fusable(folder: str) -> None:
         )
 
 
+def _check_finite(value, key: str = "") -> None:
+    """NaN and infinity pass JSON Schema's bounds (`exclusiveMinimum: 0` lets .inf and .nan through);
+    no setting means either, so any non-finite number names its key."""
+    if isinstance(value, dict):
+        for name, item in value.items():
+            _check_finite(item, f"{key}.{name}" if key else str(name))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _check_finite(item, f"{key}[{index}]")
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(key or "(top level)", f"must be a finite number, got {value}")
+
+
 def check_config(config: dict) -> None:
     """Cross-field checks; each error names the key path. Run after `snakemake.utils.validate`."""
+    _check_finite(config)
     model = config["model"]
     if not model.get("build_tiny") and os.path.isdir(model["name"]):
         check_model_folder(model["name"], model.get("allow_pickle_weights", False))
@@ -151,9 +166,17 @@ def check_config(config: dict) -> None:
                     f"datasets.{name}", f"no source_dir and no base_url to download {missing_url} from"
                 )
     for mix, weights in config["mixes"].items():
-        for name in weights:
+        total = sum(weights.values())
+        for name, weight in weights.items():
             if name not in datasets:
                 raise ConfigError(f"mixes.{mix}.{name}", f"unknown dataset; configured: {sorted(datasets)}")
+            # Finite weights can still overflow their sum or leave a share too small to represent.
+            if not weight / total > 0:
+                raise ConfigError(
+                    f"mixes.{mix}.{name}",
+                    f"weight {weight:g} of {total:g} in all gives a sampling share of 0: "
+                    "use weights of comparable size",
+                )
     for dimension in ("losses", "mixes"):
         for name in (config.get("grid") or {}).get(dimension) or []:
             if name not in config[dimension]:
@@ -172,6 +195,15 @@ def check_config(config: dict) -> None:
     deepspeed = config["training"].get("deepspeed")
     if deepspeed is not None and not str(deepspeed).endswith(".json"):
         raise ConfigError("training.deepspeed", "must be the path of a DeepSpeed JSON file or null")
+    if deepspeed is not None and not os.path.isfile(deepspeed):
+        # Said now, not by every training job after its wait in the queue.
+        raise ConfigError(
+            "training.deepspeed", f"{deepspeed}: no such file (relative paths start at {os.getcwd()})"
+        )
+    if config["training"].get("max_steps") == 0:
+        raise ConfigError(
+            "training.max_steps", "0 trains no step: give a positive count, or -1 to use epochs"
+        )
 
 
 def check_label_groups(config: dict) -> None:
