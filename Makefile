@@ -17,11 +17,11 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # for pip, PyPI's Linux torch is that CUDA build; a CPU-only machine can ask for the CPU one with
 #   make demo TORCH_PIP_ARGS="--index-url https://download.pytorch.org/whl/cpu"
 TORCH_PIP_ARGS ?=
-$(BIN)/.installed: pyproject.toml
+$(BIN)/.installed: pyproject.toml containers/requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==2.13.0 $(TORCH_PIP_ARGS)
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev]' -c containers/requirements.txt
 	touch $@
 
 demo: $(BIN)/.installed

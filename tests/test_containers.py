@@ -59,6 +59,10 @@ def test_dockerfile_and_def_file_make_the_same_choices():
     assert re.fullmatch(r"nvidia/cuda:\d+\.\d+\.\d+-\w+-runtime-ubuntu\d+\.\d+", docker["BASE_IMAGE"])
     definition = (CONTAINERS / "emogrid.def").read_text()
     assert "Bootstrap: {{ BOOTSTRAP }}" in definition and "From: {{ BASE_IMAGE }}" in definition
+    # Both record the commit their copy of emogrid comes from, when the build is given it.
+    assert "GIT_COMMIT" in docker and "GIT_COMMIT" in apptainer
+    assert "EMOGRID_GIT_COMMIT=${GIT_COMMIT}" in (CONTAINERS / "Dockerfile").read_text()
+    assert "export EMOGRID_GIT_COMMIT={{ GIT_COMMIT }}" in definition
 
 
 def test_the_workflow_defaults_to_the_published_image():

@@ -132,6 +132,10 @@ def test_source_state_names_the_checkout_of_the_imported_code_not_the_working_di
     bare.mkdir(parents=True)
     assert source_state(bare, workflow_dir=workflow)["git_commit"] == "feedbeef"
     assert source_state(code / "pkg", workflow_dir=workflow)["git_commit"] == head
+    # An image built without the commit: the def file's default, Docker's empty one, or none at all.
+    for unset in ("unknown", ""):
+        monkeypatch.setenv("EMOGRID_GIT_COMMIT", unset)
+        assert "git_commit_from" not in source_state(bare, workflow_dir=tmp_path)
     monkeypatch.delenv("EMOGRID_GIT_COMMIT")
     assert source_state(bare, workflow_dir=tmp_path)["git_commit"] == "unknown"
 

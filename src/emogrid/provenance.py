@@ -14,7 +14,7 @@ import os
 import platform
 import re
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -118,7 +118,8 @@ def source_state(package_dir: str | Path | None = None, workflow_dir: str | Path
     package_dir = Path(package_dir or Path(__file__).resolve().parent)
     commit, dirty = git_state(package_dir)
     state: dict = {"package_dir": str(package_dir), "git_commit": commit, "git_dirty": dirty}
-    if commit == "unknown" and os.environ.get(GIT_COMMIT_ENV):
+    # An image built without the commit says "unknown" (the def file's default) or nothing (Docker's).
+    if commit == "unknown" and os.environ.get(GIT_COMMIT_ENV, "unknown") not in ("", "unknown"):
         state |= {"git_commit": os.environ[GIT_COMMIT_ENV], "git_commit_from": GIT_COMMIT_ENV}
     state["workflow_git_commit"], state["workflow_git_dirty"] = git_state(workflow_dir)
     return state
@@ -128,7 +129,7 @@ def describe_image(name: str) -> dict:
     """What an image records about itself when it is built."""
     return {
         "image": name,
-        "built": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "built": datetime.now(UTC).isoformat(timespec="seconds"),
         "versions": package_versions(),
     }
 
