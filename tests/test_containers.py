@@ -187,3 +187,26 @@ def test_every_rule_has_a_conda_env_with_the_packages_its_code_imports():
         for module in third_party_imports(code):
             dists = {canonicalize_name(d) for d in distributions.get(module, [module])}
             assert dists & provided, f"rule {rule} ({code.name}) imports {module}; {env_file.name} lacks it"
+
+
+def test_the_workflow_parses_with_emogrid_alone_beside_snakemake():
+    """With --sdm apptainer or conda the jobs bring their own stack; the host only parses the workflow,
+    and what rules/common.smk imports from emogrid needs nothing outside the standard library."""
+    import subprocess
+
+    common = (REPO_ROOT / "rules" / "common.smk").read_text()
+    imports = set(re.findall(r"^(?:from|import) (emogrid[\w.]*)", common, flags=re.M))
+    assert "emogrid.config" in imports
+    code = (
+        "import sys; before = set(sys.modules)\n"
+        + "".join(f"import {module}\n" for module in sorted(imports))
+        + "print(' '.join(sorted({m.split('.')[0] for m in set(sys.modules) - before})))"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": str(REPO_ROOT / "src")},
+    ).stdout.split()
+    assert [name for name in loaded if name not in sys.stdlib_module_names] == ["emogrid"]
