@@ -109,6 +109,41 @@ def test_two_processes_resumed_in_the_second_epoch_see_that_epochs_data(make_cel
         assert losses[step] == pytest.approx(reference[step], abs=1e-5), step
 
 
+def test_two_processes_train_a_bert_family_encoder(make_cell, tiny_corpus, tmp_path):
+    """DDP runs with find_unused_parameters off: AutoModel's BERT pooler, which the classifier never
+    used, left parameters without a gradient and the second step died ("Expected to have finished
+    reduction in the prior iteration"). MiniLM is such an encoder; the tiny DeBERTa-v3 has no pooler."""
+    from transformers import AutoConfig, BertConfig, BertModel
+
+    folder = tmp_path / "bert"
+    shutil.copytree(tiny_corpus["model_dir"], folder)
+    for weights in folder.glob("*.safetensors"):
+        weights.unlink()
+    deberta = AutoConfig.from_pretrained(folder)
+    bert = BertConfig(
+        vocab_size=deberta.vocab_size,
+        hidden_size=16,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=32,
+        max_position_embeddings=64,
+    )
+    BertModel(bert, add_pooling_layer=True).save_pretrained(folder)
+    cell = make_cell(max_steps=3, save_steps=1000, output_dir=tmp_path / "ddp")
+    cell["model"]["path"] = str(folder)
+    write_json(tmp_path / "cell.json", cell)
+    torchrun = [str(Path(sys.executable).parent / "torchrun"), "--standalone", "--nproc_per_node=2"]
+    done = subprocess.run(
+        [*torchrun, "-m", "emogrid.train", "--threads", "2", str(tmp_path / "cell.json")],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=os.environ | {"OMP_NUM_THREADS": "1"},
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert read_json(tmp_path / "ddp" / "train_log.json")["global_step"] == 3
+
+
 @pytest.mark.parametrize(
     "damage",
     ["truncated_state", "missing_state", "wrong_step", "missing_weights"],

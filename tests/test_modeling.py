@@ -54,6 +54,25 @@ def test_unknown_pooling_is_rejected():
         EmotionClassifier(tiny_encoder(), num_labels=3, pooling="max")
 
 
+@pytest.mark.parametrize("family", ["bert", "deberta-v3"])
+@pytest.mark.parametrize("pooling", ["mean", "cls"])
+def test_every_trainable_parameter_gets_a_gradient(tmp_path, tiny_corpus, family, pooling):
+    """What `ddp_find_unused_parameters=False` relies on: a parameter without a gradient makes DDP's
+    second step fail. BERT-family encoders came with AutoModel's pooler, which the classifier never
+    used (with a pooler, as the saved MiniLM has, this test fails without emogrid's fix)."""
+    if family == "bert":
+        BertModel(tiny_encoder().config, add_pooling_layer=True).save_pretrained(tmp_path / "m")
+        path = str(tmp_path / "m")
+    else:
+        path = str(tiny_corpus["model_dir"])
+    model = load_classifier(path, num_labels=4, pooling=pooling).train()
+    ids = torch.tensor([[1, 7, 9, 2, 0], [1, 5, 6, 8, 2]])
+    logits = model(input_ids=ids, attention_mask=(ids != 0).long()).logits
+    logits.sum().backward()
+    without = [name for name, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert without == []
+
+
 def test_load_classifier_reads_safetensors_encoder(tmp_path):
     encoder = tiny_encoder()
     encoder.save_pretrained(tmp_path)
@@ -62,8 +81,8 @@ def test_load_classifier_reads_safetensors_encoder(tmp_path):
     assert model.classifier.out_features == 5
     saved = encoder.state_dict()
     loaded = model.encoder.state_dict()
-    # AutoModel adds BERT's pooler (unused: the classifier pools itself); every saved weight is loaded.
-    assert set(saved) <= set(loaded)
+    # Every saved weight is loaded (AutoModel's pooler for BERT is dropped: the classifier pools itself).
+    assert set(saved) == set(loaded)
     for name, tensor in saved.items():
         torch.testing.assert_close(loaded[name], tensor, rtol=0, atol=0)
 

@@ -60,6 +60,23 @@ class EmotionClassifier(nn.Module):
             self.encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
 
+def drop_unused_pooler(encoder) -> bool:
+    """Remove the pooler AutoModel gives BERT-family encoders (BERT, RoBERTa, MiniLM): the classifier
+    pools the hidden states itself, so the pooler's weights never get a gradient. Under DDP with
+    `ddp_find_unused_parameters=False` (emogrid's setting: every parameter takes part in every step)
+    they made the second step fail ("Expected to have finished reduction in the prior iteration"), and
+    on one device they only cost a matmul per batch. Only classes built to run without one (their
+    `__init__` takes `add_pooling_layer`) lose it. Returns whether a pooler was removed."""
+    import inspect
+
+    if getattr(encoder, "pooler", None) is None:
+        return False
+    if "add_pooling_layer" not in inspect.signature(type(encoder).__init__).parameters:
+        return False
+    encoder.pooler = None
+    return True
+
+
 def load_classifier(
     path: str,
     num_labels: int,
@@ -110,6 +127,7 @@ def load_classifier(
             f"{path}: the checkpoint does not hold the whole encoder ({len(missing)} missing, "
             f"{len(mismatched)} of another shape: {shown}); loading it would train a partly random model"
         )
+    drop_unused_pooler(encoder)
     if attention == "fused":
         from emogrid.attention import use_sdpa_attention
 
