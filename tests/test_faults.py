@@ -231,6 +231,13 @@ def test_fp16_overflow_steps_are_tolerated_up_to_the_limit(make_cell):
     trainer.check_step_is_finite(float("inf"))
     trainer.check_step_is_finite(float("inf"))
     assert trainer.fp16_overflows == 2
+    # DeepSpeed's ZeRO reports a NaN or inf norm as -1: an overflow too, not a tiny norm.
+    trainer.fp16_overflows = 0
+    trainer.check_step_is_finite(-1.0)
+    assert trainer.fp16_overflows == 1
+    trainer.args.fp16 = False
+    with pytest.raises(NonFiniteTrainingError, match="gradient norm is -1.0"):
+        trainer.check_step_is_finite(-1.0)
 
 
 def test_under_deepspeed_the_fault_message_says_the_step_was_taken(make_cell):

@@ -226,6 +226,14 @@ def test_training_identity_covers_data_model_and_code_contents(tmp_path):
         "the training data",
         "the model files",
     ]
+    # The DeepSpeed config by its contents, not only its path (a new ZeRO stage shards the state anew).
+    zero = tmp_path / "zero.json"
+    zero.write_text('{"zero_optimization": {"stage": 2}}')
+    sharded = {**cell, "training": {**cell["training"], "deepspeed": str(zero)}}
+    stage2 = training_identity(sharded)
+    zero.write_text('{"zero_optimization": {"stage": 3}}')
+    assert identity_changes(stage2, training_identity(sharded)) == ["the DeepSpeed config"]
+    assert "deepspeed" not in before["inputs"]
     # emogrid's training code is in the identity; code training never imports is not.
     older_code = {**before, "inputs": {**before["inputs"], "code": "0" * 64}}
     assert identity_changes(older_code, before) == ["emogrid's code"]

@@ -272,6 +272,11 @@ def test_gradient_health_warns_when_norm_stays_tiny():
             callback.on_log(None, State(), None, logs={"grad_norm": norm})
     assert len(callback.warnings) == 1
     assert any("gradient norm" in str(w.message) for w in caught)
+    # DeepSpeed's -1 for a non-finite norm is no tiny norm: it neither counts nor breaks a streak.
+    quiet = GradientHealthCallback(threshold=1e-3, patience=3)
+    for norm in [-1.0, -1.0, -1.0, 1e-5, -1.0, 1e-5]:
+        quiet.on_log(None, State(), None, logs={"grad_norm": norm})
+    assert quiet.warnings == [] and quiet.tiny_streak == 2
 
 
 def test_gradient_health_carries_an_earlier_attempts_streak_and_warning_into_a_resumed_run():

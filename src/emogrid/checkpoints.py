@@ -91,7 +91,8 @@ def last_complete_checkpoint(checkpoints: Path) -> str | None:
 
 
 def input_digests(cell: dict) -> dict:
-    """Content digests of what training reads: its token files, the model folder and emogrid's code.
+    """Content digests of what training reads: its token files, the model folder, emogrid's code and
+    the DeepSpeed config when there is one.
 
     A cell's settings name its inputs by path only. After the data, the model or the code changed
     under the same paths (a new label map, a rebuilt tokenizer, a fixed loss and `--forcerun train`),
@@ -108,7 +109,12 @@ def input_digests(cell: dict) -> dict:
             bookkeeping = relative.as_posix() == SOURCE_FILE or any(p.startswith(".") for p in relative.parts)
             if path.is_file() and not bookkeeping:
                 model[relative.as_posix()] = file_hash(path)
-    return {"data": data, "model": model, "code": code_digest()}
+    digests = {"data": data, "model": model, "code": code_digest()}
+    deepspeed = cell["training"].get("deepspeed")
+    if deepspeed:
+        # Named by path in the settings; its contents (ZeRO stage, offload) shape the optimizer state.
+        digests["deepspeed"] = file_hash(Path(deepspeed))
+    return digests
 
 
 def _module_file(package: Path, name: str) -> Path:
@@ -175,7 +181,12 @@ def training_identity(cell: dict, world_size: int = 1, precision: str = "fp32") 
 def identity_changes(old: dict, new: dict) -> list[str]:
     """What differs between two identities, in words."""
     inputs_old, inputs_new = old.get("inputs", {}), new.get("inputs", {})
-    parts = {"data": "the training data", "model": "the model files", "code": "emogrid's code"}
+    parts = {
+        "data": "the training data",
+        "model": "the model files",
+        "code": "emogrid's code",
+        "deepspeed": "the DeepSpeed config",
+    }
     changes = [what for key, what in parts.items() if inputs_old.get(key) != inputs_new.get(key)]
     if old.get("world_size", 1) != new.get("world_size", 1):
         changes.insert(

@@ -133,7 +133,9 @@ class EmotionTrainer(Trainer):
                 self.cell_name, step, "the training loss", loss, self.last_finite, self.is_deepspeed_enabled
             )
         norm = float(grad_norm) if grad_norm is not None else None
-        if norm is not None and not math.isfinite(norm):
+        # DeepSpeed's ZeRO optimizer reports a NaN or infinite gradient norm as -1 (a norm is never
+        # negative): taken as what it stands for, not as a tiny finite norm.
+        if norm is not None and (not math.isfinite(norm) or norm < 0):
             if self.args.fp16 and self.fp16_overflows < self.max_fp16_overflow_steps:
                 self.fp16_overflows += 1
                 return
@@ -188,7 +190,8 @@ class GradientHealthCallback(TrainerCallback):
         self.observe((logs or {}).get("grad_norm"), state.global_step)
 
     def observe(self, norm: float | None, step: int | None, warn: bool = True) -> None:
-        if norm is None:
+        # None: not logged; negative: DeepSpeed's stand-in for a non-finite norm (the step check's case).
+        if norm is None or norm < 0:
             return
         self.tiny_streak = self.tiny_streak + 1 if norm < self.threshold else 0
         if self.tiny_streak == self.patience:
