@@ -217,12 +217,23 @@ def test_a_waiting_job_holds_none_of_its_gpus_until_it_gets_all(tmp_path):
     locks.mkdir()
     first, third = _hold(locks, "0"), _hold(locks, "2")
     result = {}
+    said_waiting = threading.Event()
+
+    class Log:
+        def write(self, text):
+            if "waiting" in text:
+                said_waiting.set()
+
+        def flush(self):
+            pass
+
     waiting = threading.Thread(
-        target=lambda: result.update(
-            gpulease.lease(2, ["0", "1", "2"], locks, poll_seconds=0.01, log=open(os.devnull, "w"))
-        )
+        target=lambda: result.update(gpulease.lease(2, ["0", "1", "2"], locks, poll_seconds=0.01, log=Log()))
     )
     waiting.start()
+    # Probe only after the job has tried and announced its wait: otherwise the probe could take GPU 1
+    # first and a job that kept part of its GPUs while waiting would pass unseen.
+    assert said_waiting.wait(WAIT)
     # Only GPU 1 is free: the two-GPU job waits, and GPU 1 stays available to a one-GPU job meanwhile.
     deadline = time.monotonic() + WAIT
     while True:

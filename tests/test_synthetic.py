@@ -50,7 +50,12 @@ def test_scale_changes_size(config, tmp_path):
     name, ds = "meld", config["datasets"]["meld"]
     small = (tmp_path / "small" / name / ds["splits"]["train"]).read_bytes().count(b"\r\n")
     large = (tmp_path / "large" / name / ds["splits"]["train"]).read_bytes().count(b"\r\n")
-    assert large == 251 and small < large / 3
+    # One line a row plus the header; at least one row per label (and one more) at any scale.
+    from emogrid.synthetic import SIZES, sized
+
+    minimum = len(ds["label_map"]) + 1
+    assert large == SIZES[name]["train"] + 1 == sized(SIZES[name]["train"], 1.0, minimum) + 1
+    assert small == sized(SIZES[name]["train"], 0.25, minimum) + 1 == round(SIZES[name]["train"] / 4) + 1
 
 
 def test_goemotions_quirks(config, synthetic_dir):

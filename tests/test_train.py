@@ -189,6 +189,8 @@ def test_sampler_order_depends_only_on_seed_and_epoch():
     assert list(a) == list(b)
     b.set_epoch(1)
     assert list(a) != list(b)
+    # Another seed, the same epoch: another order (seeds of a cell must not share their data order).
+    assert list(MixtureLengthSampler(lengths, weights, batch_size=16, seed=8)) != list(a)
 
 
 def test_length_grouping_cuts_padding():

@@ -182,9 +182,20 @@ def test_demo_eval_reports_apply_validation_tuned_thresholds_to_test(demo_run):
 
 @pytest.mark.slow
 def test_demo_learns_something(demo_run):
-    """The synthetic text carries its labels' keywords: every cell must learn them, far above chance."""
+    """The synthetic text carries its labels' keywords: every cell must learn them, far above chance
+    (here: the macro-F1 of predicting every covered label for every test row) on every dataset."""
+    from sklearn.metrics import f1_score
+
     table = pd.read_csv(demo_run / "tables/f1_macro.csv")
-    assert table[table["dataset"] == "goemotions"]["mean"].min() > 0.3
+    labels = table[table["level"] == "labels"]
+    some_cell = pd.read_parquet(next((demo_run / "runs").glob("*/*/*/*/predictions.parquet")))
+    test = some_cell[some_cell["split"] == "test"]
+    assert set(labels["dataset"]) == set(test["dataset"]) and len(set(labels["dataset"])) == 4
+    for dataset, rows in labels.groupby("dataset"):
+        part = test[test["dataset"] == dataset]
+        truth = np.stack(part["labels"].to_list())[:, np.stack(part["label_mask"].to_list()).all(axis=0)]
+        chance = f1_score(truth, np.ones_like(truth), average="macro", zero_division=0)
+        assert rows["mean"].min() > chance + 0.2, (dataset, rows["mean"].min(), chance)
 
 
 @pytest.mark.slow
