@@ -1,6 +1,7 @@
 """Faults during training: SIGKILL and resume, half-written checkpoints, NaN/inf losses and gradients."""
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -13,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from transformers import Trainer
 
 from emogrid.checkpoints import last_complete_checkpoint
 from emogrid.errors import NonFiniteTrainingError
@@ -231,13 +233,22 @@ def test_fp16_overflow_steps_are_tolerated_up_to_the_limit(make_cell):
     trainer.check_step_is_finite(float("inf"))
     trainer.check_step_is_finite(float("inf"))
     assert trainer.fp16_overflows == 2
-    # DeepSpeed's ZeRO reports a NaN or inf norm as -1: an overflow too, not a tiny norm.
-    trainer.fp16_overflows = 0
-    trainer.check_step_is_finite(-1.0)
+
+
+def test_deepspeed_minus_one_gradient_norm_is_taken_as_non_finite(make_cell, monkeypatch):
+    # DeepSpeed's ZeRO reports a NaN or inf norm as -1: an overflow too, not a tiny norm, and it is
+    # logged as NaN. Outside DeepSpeed a norm is returned as computed.
+    trainer, _ = build_trainer(make_cell(max_steps=1))
+    monkeypatch.setattr(Trainer, "_get_grad_norm", lambda self, model, grad_norm=None: grad_norm)
+    trainer.args.fp16 = True
+    trainer.max_fp16_overflow_steps = 1
+    trainer.is_deepspeed_enabled = True
+    assert math.isnan(trainer._get_grad_norm(None, grad_norm=-1.0))
     assert trainer.fp16_overflows == 1
+    assert trainer._get_grad_norm(None, grad_norm=0.5) == 0.5 and trainer.fp16_overflows == 0
     trainer.args.fp16 = False
-    with pytest.raises(NonFiniteTrainingError, match="gradient norm is -1.0"):
-        trainer.check_step_is_finite(-1.0)
+    with pytest.raises(NonFiniteTrainingError, match="gradient norm is nan"):
+        trainer._get_grad_norm(None, grad_norm=-1.0)
 
 
 def test_under_deepspeed_the_fault_message_says_the_step_was_taken(make_cell):

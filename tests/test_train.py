@@ -1,6 +1,7 @@
 """Training: the gradient-accumulation guard, the mixture sampler, batching and a whole cell."""
 
 import json
+import math
 import os
 import warnings
 
@@ -274,9 +275,10 @@ def test_gradient_health_warns_when_norm_stays_tiny():
             callback.on_log(None, State(), None, logs={"grad_norm": norm})
     assert len(callback.warnings) == 1
     assert any("gradient norm" in str(w.message) for w in caught)
-    # DeepSpeed's -1 for a non-finite norm is no tiny norm: it neither counts nor breaks a streak.
+    # A non-finite norm (an fp16 overflow; DeepSpeed's -1 arrives as NaN) is no tiny norm: it neither
+    # counts nor breaks a streak.
     quiet = GradientHealthCallback(threshold=1e-3, patience=3)
-    for norm in [-1.0, -1.0, -1.0, 1e-5, -1.0, 1e-5]:
+    for norm in [math.nan, math.inf, math.nan, 1e-5, math.nan, 1e-5]:
         quiet.on_log(None, State(), None, logs={"grad_norm": norm})
     assert quiet.warnings == [] and quiet.tiny_streak == 2
 

@@ -60,21 +60,19 @@ class EmotionClassifier(nn.Module):
             self.encoder.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
 
-def drop_unused_pooler(encoder) -> bool:
+def drop_unused_pooler(encoder) -> None:
     """Remove the pooler AutoModel gives BERT-family encoders (BERT, RoBERTa, MiniLM): the classifier
     pools the hidden states itself, so the pooler's weights never get a gradient. Under DDP with
     `ddp_find_unused_parameters=False` (emogrid's setting: every parameter takes part in every step)
     they made the second step fail ("Expected to have finished reduction in the prior iteration"), and
     on one device they only cost a matmul per batch. Only classes built to run without one (their
-    `__init__` takes `add_pooling_layer`) lose it. Returns whether a pooler was removed."""
+    `__init__` takes `add_pooling_layer`) lose it."""
     import inspect
 
-    if getattr(encoder, "pooler", None) is None:
-        return False
-    if "add_pooling_layer" not in inspect.signature(type(encoder).__init__).parameters:
-        return False
-    encoder.pooler = None
-    return True
+    if getattr(encoder, "pooler", None) is not None and (
+        "add_pooling_layer" in inspect.signature(type(encoder).__init__).parameters
+    ):
+        encoder.pooler = None
 
 
 def load_classifier(

@@ -516,14 +516,17 @@ def data_summary_table(
     summaries: Mapping[str, Mapping[str, Any]],
     other_train: Mapping[str, Mapping[str, int]] | None = None,
 ) -> pd.DataFrame:
-    """One row per (dataset, split): columns dataset, split, read, published (the split's row count
-    from `expected_rows`; empty when none is given), kept, dropped (total), dropped_reasons
-    ("reason: n; ..."; empty when nothing was dropped), no_covered_label (kept rows whose labels are
-    all unmapped, so they are negatives for every covered label; empty for older summaries) and
-    text_in_train (kept rows of an evaluation
-    split whose text, case and spacing ignored, a train row also has; empty for train) and, given
-    `other_train` (`emogrid.preprocess.cross_dataset_overlap`), text_in_other_train: the same against
-    the other datasets' train splits, which a mix trains on too."""
+    """One row per (dataset, split), with the columns:
+
+    - dataset, split, read, kept, dropped (total);
+    - published: the split's row count from `expected_rows` (empty when none is given);
+    - dropped_reasons: "reason: n; ..." (empty when nothing was dropped);
+    - no_covered_label: kept rows whose labels are all unmapped, so they are negatives for every
+      covered label (empty for older summaries);
+    - text_in_train: kept rows of an evaluation split whose text, case and spacing ignored, a train
+      row also has (empty for train);
+    - text_in_other_train, given `other_train` (`emogrid.preprocess.cross_dataset_overlap`): the same
+      against the other datasets' train splits, which a mix trains on too."""
     other_train = other_train or {}
     rows = []
     for dataset, summary in summaries.items():

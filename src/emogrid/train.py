@@ -115,6 +115,10 @@ class EmotionTrainer(Trainer):
 
     def _get_grad_norm(self, model, grad_norm=None):
         norm = super()._get_grad_norm(model, grad_norm=grad_norm)
+        # DeepSpeed's ZeRO optimizer reports a NaN or infinite gradient norm as -1 (a norm is never
+        # negative): it is logged and checked as what it stands for, not as a tiny finite norm.
+        if self.is_deepspeed_enabled and isinstance(norm, float) and norm < 0:
+            norm = math.nan
         self.check_step_is_finite(norm)
         return norm
 
@@ -133,9 +137,7 @@ class EmotionTrainer(Trainer):
                 self.cell_name, step, "the training loss", loss, self.last_finite, self.is_deepspeed_enabled
             )
         norm = float(grad_norm) if grad_norm is not None else None
-        # DeepSpeed's ZeRO optimizer reports a NaN or infinite gradient norm as -1 (a norm is never
-        # negative): taken as what it stands for, not as a tiny finite norm.
-        if norm is not None and (not math.isfinite(norm) or norm < 0):
+        if norm is not None and not math.isfinite(norm):
             if self.args.fp16 and self.fp16_overflows < self.max_fp16_overflow_steps:
                 self.fp16_overflows += 1
                 return
@@ -190,8 +192,8 @@ class GradientHealthCallback(TrainerCallback):
         self.observe((logs or {}).get("grad_norm"), state.global_step)
 
     def observe(self, norm: float | None, step: int | None, warn: bool = True) -> None:
-        # None: not logged; negative: DeepSpeed's stand-in for a non-finite norm (the step check's case).
-        if norm is None or norm < 0:
+        # None: not logged; NaN or inf: an fp16 overflow (or a fault), the step check's case.
+        if norm is None or not math.isfinite(norm):
             return
         self.tiny_streak = self.tiny_streak + 1 if norm < self.threshold else 0
         if self.tiny_streak == self.patience:
