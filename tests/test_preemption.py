@@ -150,6 +150,21 @@ def test_start_history_records_each_attempt_and_restarts_with_a_fresh_run(tmp_pa
     assert [s["start_step"] for s in read_starts(history)] == [0]
 
 
+def test_a_torn_start_record_is_kept_and_named_and_later_attempts_still_read(tmp_path):
+    # An append cut short (disk full, a kill mid-write) once made every later attempt fail after training.
+    from emogrid.train import read_starts, record_start
+
+    history = tmp_path / "starts.jsonl"
+    record_start(history, 0, None, "bf16")
+    with open(history, "a", encoding="utf-8") as torn:
+        torn.write('{"start_step": 40, "resu')
+    record_start(history, 80, "checkpoint-80", "bf16")
+    with pytest.warns(UserWarning, match=f"{history}:2: not a JSON start record"):
+        starts = read_starts(history)
+    assert starts[0]["start_step"] == 0 and starts[2]["start_step"] == 80
+    assert starts[1] == {"unreadable": '{"start_step": 40, "resu', "line": 2}
+
+
 def test_checkpoints_from_other_training_data_are_not_resumed(make_cell, tmp_path, capfd):
     # The same paths with new contents (a new label map or non-answer list reruns preprocess and
     # tokenize): resuming the old final checkpoint would train 0 steps and predict with the old model.

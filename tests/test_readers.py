@@ -128,6 +128,20 @@ def test_goemotions_bad_input_names_file_and_line(goemotions_dir, config, lines,
     assert str(error.value).startswith(f"{path}:{bad_line}: ")
 
 
+def test_goemotions_broken_quoting_is_an_error_even_where_malformed_rows_are_skipped(goemotions_dir, config):
+    # Skipping the merged record would lose every example it swallowed and count one.
+    ds, labels = ds_and_labels(config, "goemotions")
+    lines = ["ok\t1\ta", '"I love this\t17\tb', "x\t0\tc", "y\t0\td", 'so true"\t0\te', "last\t27\tf"]
+    path = write_lines(goemotions_dir / "train.tsv", lines)
+    with pytest.raises(DatasetFormatError, match="runs over lines 2-5") as error:
+        read_goemotions(path, labels, {**ds, "malformed_rows": "skip"}, labels)
+    assert error.value.line == 2
+    # A row whose own content is bad is still skipped and counted.
+    path = write_lines(goemotions_dir / "train.tsv", ["ok\t1\ta", "ok\t99\tb", "ok\t2\tc"])
+    records = read_goemotions(path, labels, {**ds, "malformed_rows": "skip"}, labels)
+    assert [r.id for r in records.records] == ["a", "c"] and [line for line, _ in records.malformed] == [2]
+
+
 def test_bytes_that_are_not_utf8_name_their_line(goemotions_dir, config):
     ds, labels = ds_and_labels(config, "goemotions")
     path = write_bytes(goemotions_dir / "train.tsv", b"ok\t1\ta\nok\t1\tb\ncompany\x92s\t1\tc\n")
@@ -289,6 +303,10 @@ def test_clean_isear_text(raw, clean):
         (isear_line(7, 1, "joy", "text") + "1", 2, "trailing '|'"),
         (isear_line(7, 1, "bliss", "text"), 2, "unknown label 'bliss'"),
         (isear_line(7, 1, "joy", " á "), 2, "whitespace-only"),
+        # Field1, EMOT and MYKEY disagree; or a '|' in a coded column shifted Field2 into MYKEY.
+        (isear_line(7, 2, "joy", "text"), 2, "Field1 'joy' has EMOT code 1, the row has EMOT '2'"),
+        (isear_line(7, 1, "joy", "text").replace("|0000071|", "|0000072|"), 2, "MYKEY '0000072'"),
+        (isear_line(7, 1, "joy", "text").replace("|3|3|0000071|", "|3|3|1|0000071|"), 2, "MYKEY '1'"),
     ],
 )
 def test_isear_bad_input_names_file_and_line(tmp_path, config, line, bad_line, problem):
@@ -416,6 +434,66 @@ def test_meld_cp1252_bytes_and_wrong_header(tmp_path, config):
     with pytest.raises(DatasetFormatError, match="wrong header") as error:
         read_meld(path, ds, labels)
     assert error.value.line == 1
+
+
+def test_meld_c1_controls_of_the_old_release_are_refused_naming_the_line(tmp_path, config):
+    # Before 2020-11-15 MELD stored cp1252 punctuation as C1 controls: valid UTF-8, wrong text.
+    ds, labels = ds_and_labels(config, "meld")
+    lines = [MELD_HEADER_LINE, meld_line(1, "a", "joy", 0, 0), meld_line(2, "company\u0092s", "joy", 0, 1)]
+    path = write_lines(tmp_path / "m.csv", lines, newline="\r\n")
+    for skip in ("error", "skip"):
+        with pytest.raises(DatasetFormatError, match="U\\+0092.*fixed release") as error:
+            read_meld(path, {**ds, "malformed_rows": skip}, labels)
+        assert (error.value.path, error.value.line) == (str(path), 3)
+    lines[2] = meld_line(2, "company\u2019s", "joy", 0, 1)  # the fixed release's ’
+    assert [r.text for r in read_meld(write_lines(path, lines), ds, labels).records] == [
+        "a",
+        "company\u2019s",
+    ]
+
+
+# ----------------------------------------------------------------------------- files and splits without rows
+
+
+@pytest.mark.parametrize("name", ["goemotions", "semeval2018_ec", "meld"])
+def test_a_split_file_without_data_rows_is_named(synthetic_dir, config, tmp_path, name):
+    ds = config["datasets"][name]
+    raw_dir = tmp_path / name
+    shutil.copytree(synthetic_dir / name, raw_dir)
+    path = raw_dir / ds["splits"]["validation"]
+    if name == "goemotions":  # no header: an empty file
+        write_bytes(path, b"")
+    else:
+        write_lines(path, path.read_text(encoding="utf-8").splitlines()[:1])
+    with pytest.raises(DatasetFormatError, match="no data rows") as error:
+        read_dataset(name, raw_dir, ds, config["labels"])
+    assert error.value.path == str(path)
+
+
+def test_a_split_that_keeps_no_row_is_named_with_its_counts(synthetic_dir, config, tmp_path):
+    ds = config["datasets"]["goemotions"]
+    raw_dir = tmp_path / "goemotions"
+    shutil.copytree(synthetic_dir / "goemotions", raw_dir)
+    path = raw_dir / ds["splits"]["test"]
+    rows = [line.split("\t") for line in path.read_text(encoding="utf-8").splitlines()]
+    write_lines(path, ["\t".join([text, "99", example_id]) for text, _, example_id in rows])
+    with pytest.raises(DatasetFormatError, match=f"the test split keeps no row of {len(rows)} read") as error:
+        read_dataset("goemotions", raw_dir, {**ds, "malformed_rows": "skip"}, config["labels"])
+    assert error.value.path == str(path) and f"malformed row (skipped): {len(rows)}" in str(error.value)
+
+
+def test_an_isear_file_too_small_to_split_names_the_file(tmp_path, config):
+    ds, labels = ds_and_labels(config, "isear")
+    write_lines(tmp_path / "isear.csv", [ISEAR_HEADER_LINE])
+    with pytest.raises(DatasetFormatError, match="no data rows"):
+        read_dataset("isear", tmp_path, ds, labels)
+    lines = [ISEAR_HEADER_LINE] + [
+        isear_line(7, 1 + i, e, f"text {i}") for i, e in enumerate(["joy", "fear"])
+    ]
+    write_lines(tmp_path / "isear.csv", lines)
+    with pytest.raises(ConfigError, match="datasets.isear.split.fractions") as error:
+        read_dataset("isear", tmp_path, ds, labels)
+    assert f"{tmp_path / 'isear.csv'} has 2 rows from 1 respondents" in str(error.value)
 
 
 # ----------------------------------------------------------------------------- the real files

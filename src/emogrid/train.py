@@ -512,14 +512,30 @@ def record_start(path: Path, step: int, checkpoint: str | None, precision: str) 
         "slurm_restart_count": os.environ.get("SLURM_RESTART_COUNT"),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
+    # An earlier append cut short (a full disk, a kill mid-write) left a line without its newline:
+    # this entry starts on a line of its own, so the torn one stays readable as what it is.
+    torn = step != 0 and path.exists() and path.stat().st_size > 0 and not path.read_bytes().endswith(b"\n")
     with open(path, "w" if step == 0 else "a", encoding="utf-8") as history:
-        history.write(json.dumps(entry) + "\n")
+        history.write(("\n" if torn else "") + json.dumps(entry) + "\n")
 
 
 def read_starts(path: Path) -> list[dict]:
+    """The start history; a line that is not JSON (a torn append) is kept as {"unreadable": ...} with a
+    warning naming the file and line, instead of failing the cell after it trained."""
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    starts = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            starts.append(json.loads(line))
+        except json.JSONDecodeError as error:
+            warnings.warn(
+                f"{path}:{number}: not a JSON start record ({error}); kept as unreadable", stacklevel=2
+            )
+            starts.append({"unreadable": line, "line": number})
+    return starts
 
 
 def from_main_process(trainer: Trainer, value):

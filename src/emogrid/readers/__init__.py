@@ -73,7 +73,11 @@ def _split_unsplit_file(name: str, records: FileRecords, ds_cfg: dict) -> dict[s
     try:
         assigned = assign_isear_splits([r for r, _ in everything], ds_cfg["split"])
     except ConfigError as error:
-        raise ConfigError(f"datasets.{name}.{error.key}", error.problem) from None
+        respondents = len({r.group for r, _ in everything})
+        raise ConfigError(
+            f"datasets.{name}.{error.key}",
+            f"{error.problem} ({records.path} has {len(everything)} rows from {respondents} respondents)",
+        ) from None
     parts = {split: FileRecords(records.path) for split in SPLITS}
     for (record, reason), split in zip(everything, assigned, strict=True):
         if reason is None:
@@ -97,15 +101,35 @@ def read_splits(
     read_file = _file_reader(name, ds_cfg.get("reader", name), raw_dir, ds_cfg, labels)
     splits = ds_cfg["splits"]
     if set(splits) == {UNSPLIT}:
-        return _split_unsplit_file(name, read_file(raw_dir / splits[UNSPLIT], UNSPLIT), ds_cfg)
-    if set(splits) != set(SPLITS):
+        records = _require_data_rows(read_file(raw_dir / splits[UNSPLIT], UNSPLIT))
+        by_split = _split_unsplit_file(name, records, ds_cfg)
+    elif set(splits) == set(SPLITS):
+        _check_split_files_differ(name, {split: raw_dir / splits[split] for split in SPLITS})
+        by_split = {split: _require_data_rows(read_file(raw_dir / splits[split], split)) for split in SPLITS}
+        _check_ids_unique_across_splits(by_split)
+    else:
         raise ConfigError(
             f"datasets.{name}.splits", f"needs {list(SPLITS)} or {UNSPLIT}, got {sorted(splits)}"
         )
-    _check_split_files_differ(name, {split: raw_dir / splits[split] for split in SPLITS})
-    by_split = {split: read_file(raw_dir / splits[split], split) for split in SPLITS}
-    _check_ids_unique_across_splits(by_split)
+    for split in SPLITS:
+        _require_kept_rows(name, split, by_split[split])
     return by_split
+
+
+def _require_data_rows(records: FileRecords) -> FileRecords:
+    """A file without a single data row (empty, or a header only) is an error, not an empty split."""
+    if records.read == 0:
+        raise DatasetFormatError(records.path, None, "no data rows (an empty file, or a header only)")
+    return records
+
+
+def _require_kept_rows(name: str, split: str, part: FileRecords) -> None:
+    """A split that keeps no row cannot be trained or evaluated on: say why, naming the file."""
+    if not part.records:
+        dropped = "; ".join(f"{reason}: {n}" for reason, n in part.dropped_counts().items())
+        raise DatasetFormatError(
+            part.path, None, f"{name}: the {split} split keeps no row of {part.read} read ({dropped})"
+        )
 
 
 def _check_split_files_differ(name: str, paths: dict[str, Path]) -> None:

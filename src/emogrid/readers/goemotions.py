@@ -84,8 +84,10 @@ def read_goemotions(
     path = Path(path)
     result = FileRecords(path, skip_malformed=skips_malformed(ds_cfg))
     for line, fields in iter_csv_rows(path, decode_utf8(path), delimiter="\t"):
+        # Broken quoting merges examples into one record: a problem of the file, an error even where
+        # malformed rows are skipped (skipping would lose every merged example and count one).
+        check_one_line(path, line, fields)
         with result.row(line):
-            check_one_line(path, line, fields)
             check_field_count(path, line, fields, FIELDS)
             text, label_field, example_id = fields
             names = parse_label_ids(path, line, label_field, label_names)

@@ -36,7 +36,10 @@ ISEAR_HEADER = (
     "Field1 Field3 Field2 MYKEY SIT STATE"
 ).split() + [""]
 FIXED_COLUMNS = 40  # the columns before SIT
-RESPONDENT, EMOTION, KEY = (ISEAR_HEADER.index(name) for name in ("ID", "Field1", "MYKEY"))
+RESPONDENT, EMOTION, CODE, KEY = (ISEAR_HEADER.index(name) for name in ("ID", "Field1", "EMOT", "MYKEY"))
+# Field1's names in the order of their EMOT codes 1..7 (so in every row of the file).
+ISEAR_EMOTIONS = ("joy", "fear", "anger", "sadness", "disgust", "shame", "guilt")
+EMOTION_CODES = {name: str(code) for code, name in enumerate(ISEAR_EMOTIONS, start=1)}
 LINE_BREAK_MARKERS = re.compile(r"[á|]")
 BACKSLASH, ESCAPED_QUOTE = "\\", '\\"'
 NON_ANSWER_NOISE = re.compile(r'[\[\]"\\]')
@@ -81,6 +84,23 @@ def split_isear_line(path: Path, line: int, content: str) -> list[str]:
     return fields[:FIXED_COLUMNS] + ["|".join(fields[FIXED_COLUMNS:-2]), fields[-2]]
 
 
+def check_emotion_columns_agree(path: Path, line: int, fields: Sequence[str]) -> None:
+    """Field1, EMOT and MYKEY name one emotion. A `|` inside a coded column (where only the text may
+    hold one) shifts the columns after it, and the row would be read with another column as its id
+    and text."""
+    emotion, code, key = fields[EMOTION].strip(), fields[CODE].strip(), fields[KEY].strip()
+    expected = EMOTION_CODES.get(emotion)
+    # MYKEY is the respondent's number followed by the code (7 digits in the file).
+    key_ok = key.endswith(code) and len(key) > len(code)
+    if expected is not None and (code != expected or not key_ok):
+        raise DatasetFormatError(
+            path,
+            line,
+            f"columns disagree: Field1 {emotion!r} has EMOT code {expected}, the row has EMOT {code!r}"
+            f" and MYKEY {key!r} (shifted by a '|' in a coded column?)",
+        )
+
+
 def read_isear(path: str | Path, ds_cfg: dict, labels: Sequence[str]) -> FileRecords:
     """All ISEAR records; non-answers (config `non_answers`) go to `dropped` with reason non_answer."""
     path = Path(path)
@@ -102,6 +122,7 @@ def read_isear(path: str | Path, ds_cfg: dict, labels: Sequence[str]) -> FileRec
                 group=require_id(path, line, fields[RESPONDENT]),
                 stratum=emotion,
             )
+            check_emotion_columns_agree(path, line, fields)
             if normalize_non_answer(record.text) in non_answers:
                 result.dropped.append((record, NON_ANSWER))
             else:

@@ -6,6 +6,7 @@ unique within the dataset.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -51,9 +52,29 @@ def meld_id(path: Path, line: int, dialogue: str, utterance: str, prefix: str = 
     return f"{prefix}dia{int(dialogue)}_utt{int(utterance)}"
 
 
+# U+0080-U+009F: what MELD's files before 2020-11-15 hold where Windows-1252 punctuation was (’ stored
+# as U+0092). Valid UTF-8, so decoding passes; the fixed release has none.
+C1_CONTROLS = re.compile("[\u0080-\u009f]")
+
+
+def check_no_c1_controls(path: Path, text: str) -> None:
+    found = C1_CONTROLS.search(text)
+    if found:
+        line = text.count("\n", 0, found.start()) + 1
+        raise DatasetFormatError(
+            path,
+            line,
+            f"control character U+{ord(found.group()):04X}: Windows-1252 punctuation stored as a C1"
+            " control, as in MELD's files before 2020-11-15; use the fixed release (declare-lab/MELD"
+            " after commit ca3e126), or repair each string with s.encode('latin-1').decode('cp1252')",
+        )
+
+
 def read_meld(path: str | Path, ds_cfg: dict, labels: Sequence[str], id_prefix: str = "") -> FileRecords:
     path = Path(path)
-    rows = iter_csv_rows(path, decode_utf8(path))
+    text = decode_utf8(path)
+    check_no_c1_controls(path, text)
+    rows = iter_csv_rows(path, text)
     header = next(rows, None)
     if header is None:
         raise DatasetFormatError(path, 1, "missing header (empty file)")
