@@ -98,11 +98,35 @@ rule f1_tables:
             category="Results",
             labels={"table": "test macro-F1 at 0.5", "format": "csv"},
         ),
+        at_half_md=report(
+            f"{RESULTS}/tables/f1_macro_at_0.5.md",
+            caption="../report/f1_at_half.rst",
+            category="Results",
+            labels={"table": "test macro-F1 at 0.5", "format": "markdown"},
+        ),
+        at_half_html=report(
+            f"{RESULTS}/tables/f1_macro_at_0.5.html",
+            caption="../report/f1_at_half.rst",
+            category="Results",
+            labels={"table": "test macro-F1 at 0.5", "format": "html"},
+        ),
         micro=report(
             f"{RESULTS}/tables/f1_micro.csv",
             caption="../report/f1_micro.rst",
             category="Results",
             labels={"table": "test micro-F1", "format": "csv"},
+        ),
+        micro_md=report(
+            f"{RESULTS}/tables/f1_micro.md",
+            caption="../report/f1_micro.rst",
+            category="Results",
+            labels={"table": "test micro-F1", "format": "markdown"},
+        ),
+        micro_html=report(
+            f"{RESULTS}/tables/f1_micro.html",
+            caption="../report/f1_micro.rst",
+            category="Results",
+            labels={"table": "test micro-F1", "format": "html"},
         ),
     log:
         f"{RESULTS}/logs/f1_tables.log",
@@ -144,6 +168,7 @@ rule plots:
         "../envs/report.yaml"
     params:
         heatmap_dataset=evaluation_datasets(config)[0],
+        synthetic=synthetic_datasets(config),
     script:
         "../workflow_scripts/plots.py"
 

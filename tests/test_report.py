@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -276,6 +277,41 @@ def test_plot_training_curves_writes_png(tmp_path):
     path = tmp_path / "plots" / "curves.png"
     plot_training_curves({"all4/bce/seed1": log_history, "all4/asl/seed1": log_history[:3]}, path)
     assert_valid_png(path)
+
+
+def test_figures_of_synthetic_data_say_so_in_their_titles(long_df, tmp_path, monkeypatch):
+    # A figure copied out of the report must still say it was drawn from the generated demo corpus.
+    import emogrid.report as report
+
+    titles = {}
+
+    def capture(figure, path):
+        titles[Path(path).stem] = [figure.get_suptitle()] + [axis.get_title() for axis in figure.axes]
+
+    monkeypatch.setattr(report, "_save_png", capture)
+    plot_f1_bars(long_df, tmp_path / "bars.png", synthetic=["meld"])
+    assert "meld (SYNTHETIC)" in titles["bars"] and "goemotions" in titles["bars"]
+    plot_training_curves(
+        {"all4/bce/seed1": [{"step": 1, "loss": 0.5}]}, tmp_path / "curves.png", synthetic=["meld"]
+    )
+    assert titles["curves"][0] == "SYNTHETIC DATA: meld (the generated demo corpus)"
+    plot_f1_bars(long_df, tmp_path / "real.png")
+    plot_training_curves({"all4/bce/seed1": [{"step": 1, "loss": 0.5}]}, tmp_path / "real_curves.png")
+    assert not any("SYNTHETIC" in title for title in titles["real"] + titles["real_curves"])
+
+
+def test_write_tables_note_says_how_scores_were_thresholded(long_df, tmp_path):
+    tuned = write_tables(summarize_metric(long_df), tmp_path / "tuned")
+    fixed = write_tables(
+        summarize_metric(long_df, metric="f1_macro@0.5"),
+        tmp_path / "fixed",
+        title="Test macro-F1 (threshold 0.5)",
+        thresholds="every threshold fixed at 0.5",
+    )
+    assert "thresholds tuned on validation" in tuned["md"].read_text()
+    assert (
+        "every threshold fixed at 0.5" in fixed["md"].read_text() and "tuned" not in fixed["md"].read_text()
+    )
 
 
 # --------------------------------------------------------------------------- data summaries

@@ -163,6 +163,16 @@ def test_paired_tables_and_plot_are_written(grid, tmp_path):
     plot = tmp_path / "plots" / "paired.png"
     plot_paired_differences(grid["paired"], plot)
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    # The synthetic dataset's panel says so in its title.
+    import emogrid.report as report
+
+    titles = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(
+            report, "_save_png", lambda figure, path: titles.extend(a.get_title() for a in figure.axes)
+        )
+        plot_paired_differences(grid["paired"], plot, synthetic=[dataset])
+    assert f"{dataset} (SYNTHETIC)" in titles and sum("SYNTHETIC" in t for t in titles) == 1
 
 
 def test_tables_show_the_interval_beside_mean_and_std(grid, tmp_path):

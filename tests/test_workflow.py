@@ -61,6 +61,10 @@ def test_demo_writes_tables_plots_and_report(demo_run):
         "tables/f1_macro.csv",
         "tables/f1_macro.md",
         "tables/f1_macro.html",
+        "tables/f1_macro_at_0.5.md",
+        "tables/f1_macro_at_0.5.html",
+        "tables/f1_micro.md",
+        "tables/f1_micro.html",
         "tables/data_summary.html",
         "tables/runs.html",
         "tables/paired.html",
@@ -140,6 +144,14 @@ def test_every_demo_table_is_marked_synthetic(demo_run):
             "SYNTHETIC DATA: goemotions, semeval2018_ec, isear, meld are"
             in (demo_run / "tables" / name).read_text()
         ), name
+    # Each table's note says how its scores were thresholded.
+    for name, thresholds in [
+        ("f1_macro", "thresholds tuned on validation"),
+        ("f1_micro", "tuned on validation"),
+    ]:
+        assert thresholds in (demo_run / f"tables/{name}.md").read_text(), name
+    at_half = (demo_run / "tables/f1_macro_at_0.5.md").read_text()
+    assert "every threshold fixed at 0.5 (no tuning)" in at_half and "tuned" not in at_half
 
 
 @pytest.mark.slow

@@ -24,6 +24,7 @@ write_tables(
     title="Test macro-F1 (threshold 0.5)",
     confidence=confidence,
     synthetic=synthetic,
+    thresholds="every threshold fixed at 0.5 (no tuning)",
 )
 write_tables(
     summarize_metric(reports, "f1_micro@tuned", levels=None),

@@ -17,4 +17,4 @@ write_paired_tables(
     settings["alpha"],
     synthetic=snakemake.params.synthetic,
 )
-plot_paired_differences(paired, snakemake.output.plot)
+plot_paired_differences(paired, snakemake.output.plot, synthetic=snakemake.params.synthetic)

@@ -12,9 +12,11 @@ A label is predicted when its probability is >= its threshold (here and in tunin
 
 Coarser levels (the config's `label_groups`, e.g. Ekman and sentiment) are scored the same way: a
 group's truth is "any covered member is positive", its probability the highest of its covered members'
-probabilities, so "probability >= the group threshold" means "some member clears the group threshold":
-a group is predicted when any member is. Group thresholds are tuned on validation like label
-thresholds. A group none of whose members the dataset covers is not scored.
+probabilities, so "probability >= the group threshold" means "some member's probability reaches the
+group's own threshold". Group thresholds are tuned on validation like label thresholds, apart from
+the members' thresholds: with tuned thresholds a group can be predicted where no member label is, or
+the reverse (only at 0.5 everywhere is it "a group is predicted when any member is"). A group none of
+whose members the dataset covers is not scored.
 """
 
 from __future__ import annotations

@@ -233,11 +233,13 @@ def write_tables(
     title: str = "Test macro-F1 (tuned thresholds)",
     confidence: float | None = None,
     synthetic: Sequence[str] = (),
+    thresholds: str = "thresholds tuned on validation",
 ) -> dict[str, Path]:
     """Write `summary` (from `summarize_metric`, optionally `add_intervals`) as <prefix>.csv (tidy
     numbers, columns SUMMARY_COLUMNS [+ INTERVAL_COLUMNS] + [SYNTHETIC_COLUMN]) and as the
     "mean ± std (n=k) [low, high]" display table in <prefix>.md and <prefix>.html. `synthetic`: the
-    datasets read from the demo corpus, marked in the csv and named first in the note."""
+    datasets read from the demo corpus, marked in the csv and named first in the note. `thresholds`:
+    how the scores were thresholded, as the note says it."""
     _check_summary(summary)
     display = _display_table(summary).reset_index()
     paths = _output_paths(out_prefix)
@@ -245,7 +247,7 @@ def write_tables(
     numbers = summary[SUMMARY_COLUMNS + (INTERVAL_COLUMNS if has_intervals else [])]
     _write_csv(paths["csv"], _with_synthetic_column(numbers, synthetic))
     note = synthetic_warning(synthetic)
-    note += "Mean ± std over seeds (ddof=1; n/a with one seed); thresholds tuned on validation."
+    note += f"Mean ± std over seeds (ddof=1; n/a with one seed); {thresholds}."
     if has_intervals:
         level = f"{confidence:.0%} " if confidence is not None else ""
         note += f" In brackets: {level}bootstrap interval over test examples of the seed mean."
@@ -305,9 +307,10 @@ def write_paired_tables(
     return paths
 
 
-def plot_paired_differences(paired: pd.DataFrame, path: str | Path) -> None:
+def plot_paired_differences(paired: pd.DataFrame, path: str | Path, synthetic: Sequence[str] = ()) -> None:
     """Forest plot of the paired table: one panel per dataset sharing one row per comparison (named
-    on the left), the difference with its interval; filled markers where significant after Holm."""
+    on the left), the difference with its interval; filled markers where significant after Holm.
+    Panels of `synthetic` datasets say so in their title."""
     datasets = list(pd.unique(paired["dataset"])) or ["(no comparisons)"]
     keys = list(
         dict.fromkeys(zip(paired["compared"], paired["a"], paired["b"], paired["within"], strict=True))
@@ -329,7 +332,7 @@ def plot_paired_differences(paired: pd.DataFrame, path: str | Path) -> None:
                 markersize=4,
             )
         axis.axvline(0.0, color="0.4", linewidth=0.8, linestyle="--")
-        axis.set_title(dataset)
+        axis.set_title(dataset_title(dataset, synthetic))
         axis.set_xlabel("a − b, test macro-F1")
         axis.grid(axis="x", alpha=0.3)
     names = [f"{a} − {b} ({within})" for _, a, b, within in keys]
@@ -385,15 +388,24 @@ def _new_figure(width: float, height: float) -> Figure:
     return figure
 
 
+def dataset_title(dataset: str, synthetic: Sequence[str] = ()) -> str:
+    """A panel's title: the dataset, marked when it is the generated demo corpus, so a figure copied
+    out of the report still says so."""
+    return f"{dataset} (SYNTHETIC)" if dataset in synthetic else dataset
+
+
 def _save_png(figure: Figure, path: str | Path) -> None:
     # The temp file ends in ".tmp", so the format must be named rather than inferred.
     with io.atomic_path(path) as tmp:
         figure.savefig(tmp, format="png", dpi=_PNG_DPI)
 
 
-def plot_f1_bars(long_df: pd.DataFrame, path: str | Path, metric: str = "f1_macro@tuned") -> None:
+def plot_f1_bars(
+    long_df: pd.DataFrame, path: str | Path, metric: str = "f1_macro@tuned", synthetic: Sequence[str] = ()
+) -> None:
     """Grouped bars of a test metric: one panel per evaluation dataset, groups of bars by loss, one
-    bar per (mix, imbalance strategy), error bars = std over seeds."""
+    bar per (mix, imbalance strategy), error bars = std over seeds. Panels of `synthetic` datasets say
+    so in their title."""
     summary = summarize_metric(long_df, metric=metric, split="test")
     datasets = list(pd.unique(summary["dataset"]))
     losses = list(pd.unique(summary["loss"]))
@@ -421,7 +433,7 @@ def plot_f1_bars(long_df: pd.DataFrame, path: str | Path, metric: str = "f1_macr
                 color=colours[index],
                 label=mix if one_strategy else f"{mix} / {imbalance}",
             )
-        axis.set_title(dataset)
+        axis.set_title(dataset_title(dataset, synthetic))
         axis.set_xticks(np.arange(len(losses)), losses)
         axis.set_ylim(0, 1)
         axis.grid(axis="y", alpha=0.3)
@@ -482,10 +494,14 @@ def _curve(log_history: Sequence[Mapping[str, Any]], key: str) -> tuple[list[flo
     return [step for step, _ in points], [value for _, value in points]
 
 
-def plot_training_curves(train_logs: Mapping[str, Sequence[Mapping[str, Any]]], path: str | Path) -> None:
+def plot_training_curves(
+    train_logs: Mapping[str, Sequence[Mapping[str, Any]]], path: str | Path, synthetic: Sequence[str] = ()
+) -> None:
     """Two panels, one line per cell: training loss ("loss") and validation macro-F1
-    ("eval_f1_macro") against the optimizer step."""
+    ("eval_f1_macro") against the optimizer step. With `synthetic` datasets, the figure's title names them."""
     figure = _new_figure(11.0, 4.0)
+    if synthetic:
+        figure.suptitle(f"SYNTHETIC DATA: {', '.join(synthetic)} (the generated demo corpus)")
     loss_axis, f1_axis = figure.subplots(1, 2)
     panels = [(loss_axis, "loss", "training loss"), (f1_axis, "eval_f1_macro", "validation macro-F1")]
     for axis, key, name in panels:

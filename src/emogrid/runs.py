@@ -33,8 +33,10 @@ def runs_table(
                 "precision": next((k for k, on in info["precision"].items() if on), "fp32"),
                 "world_size": info.get("world_size", 1),
                 "steps": log.get("global_step"),
-                "final train loss": _last(history, "loss"),
-                "last validation macro-F1": _last(history, "eval_f1_macro"),
+                "last logged train loss": _last(history, "loss"),
+                "last validation macro-F1 (at 0.5, mean over the mix's datasets)": _last(
+                    history, "eval_f1_macro"
+                ),
                 "start step": log.get("start_step", 0),
                 "resumed from": log.get("resumed_from") or "",
                 "warnings": "; ".join(log.get("warnings", [])),

@@ -597,11 +597,12 @@ def run_cell(cell: dict) -> Path:
             raise FloatingPointError(f"cell {cell['name']}: training loss is {result.training_loss}")
 
         # Every process predicts: under torchrun, predict() shards the rows and gathers them back in order.
+        # Datasets stay in the order of eval_files (config order), which the eval report and tables keep.
         eval_frames = load_frames(cell["eval_files"], trainer.processing_class, cell["model"]["max_length"])
         predictions = pd.concat(
             [
                 predict_split(trainer, part)
-                for _, part in eval_frames.groupby(["dataset", "split"], sort=True)
+                for _, part in eval_frames.groupby(["dataset", "split"], sort=False)
             ],
             ignore_index=True,
         )
