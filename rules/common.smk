@@ -10,6 +10,8 @@ from emogrid.config import (
     cell_config,
     cell_dir,
     check_config,
+    check_config_files,
+    check_whole_numbers,
     config_problem,
     evaluation_datasets,
     grid_cells,
@@ -21,8 +23,12 @@ from emogrid.config import (
     train_launcher,
 )
 
+SCHEMA = "../schemas/config.schema.yaml"
+
 try:
-    validate(config, schema="../schemas/config.schema.yaml")
+    check_config_files(workflow.configfiles)
+    validate(config, schema=SCHEMA)
+    check_whole_numbers(config, workflow.source_path(SCHEMA))
     resolve_config(config)
     check_config(config)
 except (WorkflowError, ConfigError) as error:

@@ -12,6 +12,8 @@ from conftest import REPO_ROOT, load_config
 from emogrid.config import (
     cell_config,
     check_config,
+    check_config_files,
+    check_whole_numbers,
     config_problem,
     grid_cells,
     recorded_config,
@@ -134,6 +136,17 @@ def test_one_file_under_two_names_names_the_key(config):
             r"mixes\.all4\.goemotions.*share of 0",
         ),
         (lambda c: c["datasets"]["meld"]["splits"].update(test="test.csv"), r"datasets\.meld\.splits\.test"),
+        # A map to nothing trains the dataset on no label, and its evaluation fails after training.
+        (
+            lambda c: c["datasets"]["isear"].update(
+                label_map=dict.fromkeys(c["datasets"]["isear"]["label_map"])
+            ),
+            r"datasets\.isear\.label_map.*maps no source label",
+        ),
+        (
+            lambda c: c["datasets"]["meld"].update(label_map={}),
+            r"datasets\.meld\.label_map.*maps no source label",
+        ),
     ],
 )
 def test_cross_field_checks_name_the_key(config, change, key):
@@ -436,3 +449,109 @@ def test_a_split_block_without_fractions_and_a_model_without_a_name_get_the_sche
     assert config["datasets"]["isear"]["split"]["fractions"] == {"train": 0.8, "validation": 0.1, "test": 0.1}
     assert config["model"]["name"] == "microsoft/deberta-v3-large"
     check_config(config)
+
+
+SHIPPED_OVERLAYS = [
+    (),
+    ("config/demo.yaml",),
+    ("config/minilm_cpu.yaml",),
+    ("config/minilm_cpu.yaml", "config/minilm_cpu_grid.yaml"),
+]
+
+
+@pytest.mark.parametrize(
+    ("change", "key"),
+    [
+        # 1.0 passes `type: integer` (JSON Schema counts it as one) and broke the DAG's int('1.0').
+        (lambda c: c.update(seeds=[1.0, 2]), "seeds[0]"),
+        # ... or passed the dry run and failed inside the training job.
+        (
+            lambda c: c["training"].update(per_device_train_batch_size=16.0),
+            "training.per_device_train_batch_size",
+        ),
+        (
+            lambda c: c["training"].update(pad_to_multiple_of=8.0),
+            "training.pad_to_multiple_of",
+        ),  # [integer, null]
+        (lambda c: c["datasets"]["isear"]["split"].update(seed=2018.0), "datasets.isear.split.seed"),
+        (
+            lambda c: c["datasets"]["meld"].update(expected_rows={"test": 2610.0}),
+            "datasets.meld.expected_rows.test",
+        ),
+        (lambda c: c["evaluation"]["statistics"].update(resamples=1e3), "evaluation.statistics.resamples"),
+    ],
+)
+def test_a_float_where_the_schema_asks_for_an_integer_names_the_key(config, change, key):
+    change(config)
+    validate(config, SCHEMA)  # JSON Schema lets it through
+    with pytest.raises(ConfigError) as caught:
+        check_whole_numbers(config, SCHEMA)
+    assert caught.value.key == key
+    assert "whole number written without a decimal point" in caught.value.problem
+
+
+def test_floats_stay_allowed_where_the_schema_allows_numbers(config):
+    for overlays in SHIPPED_OVERLAYS:
+        check_whole_numbers(load_config(*overlays), SCHEMA)
+    config["training"].update(num_train_epochs=3.0, learning_rate=1, max_grad_norm=2)
+    config["mixes"]["all4"].update(goemotions=2.0)
+    check_whole_numbers(config, SCHEMA)
+
+
+def test_a_float_among_alternatives_is_refused_only_when_no_alternative_takes_numbers(tmp_path):
+    schema = tmp_path / "schema.yaml"
+    schema.write_text(
+        "type: object\n"
+        "properties:\n"
+        "  either: {anyOf: [{type: integer}, {type: number}]}\n"
+        "  count: {oneOf: [{type: string}, {type: object, additionalProperties: {type: integer}}]}\n"
+        "  items: {type: array, items: {oneOf: [{type: integer}, {type: 'null'}]}}\n"
+    )
+    check_whole_numbers({"either": 1.0, "count": {"a": 1}, "items": [1, None]}, str(schema))
+    with pytest.raises(ConfigError) as caught:
+        check_whole_numbers({"count": {"a": 1, "b": 2.0}}, str(schema))
+    assert caught.value.key == "count.b"
+    with pytest.raises(ConfigError) as caught:
+        check_whole_numbers({"items": [1, None, 3.0]}, str(schema))
+    assert caught.value.key == "items[2]" and "write 3, not 3.0" in caught.value.problem
+
+
+def test_duplicate_evaluation_datasets_name_the_key(config):
+    # They used to fail only after training, when the evaluation wrote one dataset twice.
+    config["evaluation"]["datasets"] = ["goemotions", "goemotions"]
+    with pytest.raises(WorkflowError) as caught:
+        validate(config, SCHEMA)
+    problem = config_problem(caught.value)
+    assert problem.key == "evaluation.datasets" and "non-unique" in problem.problem
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "lines"),
+    [
+        # Snakemake's loader keeps the last block: the first one's learning rate was silently lost.
+        ("training:\n  learning_rate: 3.0e-4\nseeds: [1]\ntraining:\n  max_steps: 5\n", "training", (1, 4)),
+        ("training:\n  max_steps: 5\n  max_steps: 6\n", "training.max_steps", (2, 3)),
+        ("mixes:\n  a: {goemotions: 1.0, goemotions: 2.0}\n", "mixes.a.goemotions", (2, 2)),
+        ("x:\n  - {a: 1}\n  - {b: 1,\n     b: 2}\n", "x[1].b", (3, 4)),
+    ],
+)
+def test_a_key_given_twice_in_a_config_file_names_the_file_the_lines_and_the_key(tmp_path, text, key, lines):
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text(text)
+    with pytest.raises(ConfigError) as caught:
+        check_config_files([str(REPO_ROOT / "config/config.yaml"), str(overlay)])
+    assert caught.value.key == key
+    assert f"given twice in {overlay} (lines {lines[0]} and {lines[1]})" in caught.value.problem
+
+
+def test_shipped_config_files_have_no_key_twice_and_anchors_json_and_repeated_files_pass(tmp_path):
+    shipped = sorted(REPO_ROOT.glob("config/*.yaml")) + sorted(REPO_ROOT.glob("bench/configs/*.yaml"))
+    assert len(shipped) >= 5
+    # The Snakefile's configfile: and the same file on the command line are one file, not a repeat.
+    check_config_files([str(path) for path in shipped] + ["config/config.yaml"])
+    anchored = tmp_path / "anchored.yaml"
+    anchored.write_text("base: &base {a: 1}\nother:\n  <<: *base\n  b: 2\nlist: [{a: 1}, {a: 2}]\n")
+    # JSON indented with tabs: Snakemake reads it as JSON, YAML refuses the tabs.
+    tabbed = tmp_path / "tabbed.json"
+    tabbed.write_text('{\n\t"seeds": [1]\n}\n')
+    check_config_files([str(anchored), str(tabbed)])

@@ -281,6 +281,9 @@ def test_lint_is_clean(tmp_path):
         ("label_groups: {ekman: {joy: [glee]}}", "label_groups.ekman.joy"),
         ("evaluation: {statistics: {p_value: bayes}}", "p_value"),
         ('container: ""', "container"),
+        ("seeds: [1.0, 2]", "config key 'seeds[0]': must be a whole number"),
+        ("evaluation: {datasets: [goemotions, goemotions]}", "config key 'evaluation.datasets'"),
+        ("training: {learning_rate: 2.0e-5}\nseeds: [1]\ntraining: {num_train_epochs: 5}", "given twice in"),
     ],
 )
 def test_bad_config_fails_before_any_job_naming_the_key(tmp_path, overlay, key):

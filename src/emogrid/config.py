@@ -108,6 +108,110 @@ def _check_finite(value, key: str = "") -> None:
         raise ConfigError(key or "(top level)", f"must be a finite number, got {value}")
 
 
+def check_config_files(configfiles: Sequence[str]) -> None:
+    """A key given twice in one mapping of a config file: YAML keeps the last one (Snakemake's loader
+    too), so two `training:` blocks in one overlay would silently lose the first block's settings."""
+    # Imported here, not at the top: what the workflow imports from emogrid when it parses stays
+    # standard-library only. PyYAML comes with Snakemake, and every rule's environment has it.
+    import yaml
+
+    files: dict[str, str] = {}
+    for name in configfiles:
+        files.setdefault(os.path.realpath(name), str(name))
+    for path, name in files.items():
+        with open(path, encoding="utf-8") as file:
+            try:
+                root = yaml.compose(file, Loader=yaml.SafeLoader)
+            except yaml.YAMLError:
+                continue  # Snakemake read it, as JSON (which YAML 1.1 need not parse): nothing to add.
+        _check_unique_keys(root, "", name)
+
+
+def _check_unique_keys(node, key: str, filename: str) -> None:
+    import yaml
+
+    if isinstance(node, yaml.MappingNode):
+        lines: dict[tuple[str, str], int] = {}
+        for name, value in node.value:
+            dotted = f"{key}.{name.value}" if key else str(name.value)
+            if isinstance(name, yaml.ScalarNode):
+                line = name.start_mark.line + 1
+                if (name.tag, name.value) in lines:
+                    raise ConfigError(
+                        dotted,
+                        f"given twice in {filename} (lines {lines[name.tag, name.value]} and {line}): "
+                        "YAML would keep only the last one: merge them",
+                    )
+                lines[name.tag, name.value] = line
+            _check_unique_keys(value, dotted, filename)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _check_unique_keys(item, f"{key}[{index}]", filename)
+
+
+def check_whole_numbers(config: dict, schema_file: str) -> None:
+    """JSON Schema counts 1.0 as an integer, so `seeds: [1.0]` or `per_device_train_batch_size: 16.0`
+    passes `type: integer` and fails later (building the DAG, or inside a training job). Run after
+    `snakemake.utils.validate` (which already refuses a boolean there): a float where the schema
+    allows integers only names its key."""
+    import yaml  # Here, not at the top: see check_config_files.
+
+    with open(schema_file, encoding="utf-8") as file:
+        _check_whole_numbers(config, yaml.safe_load(file), "")
+
+
+def _check_whole_numbers(value, schema: dict, key: str) -> None:
+    types = _schema_types(schema)
+    if isinstance(value, float) and "integer" in types and "number" not in types:
+        raise ConfigError(
+            key or "(top level)",
+            f"must be a whole number written without a decimal point: write {int(value)}, not {value}",
+        )
+    if isinstance(value, dict):
+        for name, item in value.items():
+            sub = schema.get("properties", {}).get(name, schema.get("additionalProperties"))
+            if isinstance(sub, dict):
+                _check_whole_numbers(item, sub, f"{key}.{name}" if key else str(name))
+    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
+        for index, item in enumerate(value):
+            _check_whole_numbers(item, schema["items"], f"{key}[{index}]")
+    # The value passed validation, so it fits one of these alternatives: it is fine when one of those
+    # whose type admits it takes it (a float is fine where another alternative allows numbers).
+    branches = [b for b in schema.get("oneOf", []) + schema.get("anyOf", []) if _admits(b, value)]
+    problems = []
+    for branch in branches:
+        try:
+            _check_whole_numbers(value, branch, key)
+        except ConfigError as problem:
+            problems.append(problem)
+        else:
+            return
+    if problems:
+        raise problems[0]
+
+
+def _schema_types(schema: dict) -> set[str]:
+    types = schema.get("type", [])
+    return {types} if isinstance(types, str) else set(types)
+
+
+def _admits(schema: dict, value) -> bool:
+    """Whether the schema's `type`, if it has one, admits the value as JSON Schema reads types."""
+    if isinstance(value, bool):
+        kinds = {"boolean"}
+    elif isinstance(value, int) or isinstance(value, float) and value.is_integer():
+        kinds = {"number", "integer"}
+    elif isinstance(value, float):
+        kinds = {"number"}
+    elif isinstance(value, dict):
+        kinds = {"object"}
+    elif isinstance(value, list):
+        kinds = {"array"}
+    else:
+        kinds = {"string"} if isinstance(value, str) else {"null"}
+    return not _schema_types(schema) or bool(kinds & _schema_types(schema))
+
+
 def check_config(config: dict) -> None:
     """Cross-field checks; each error names the key path. Run after `snakemake.utils.validate`."""
     _check_finite(config)
@@ -152,6 +256,12 @@ def check_config(config: dict) -> None:
         targets = (
             [] if ds["label_map"] == "identity" else [t for t in ds["label_map"].values() if t is not None]
         )
+        if ds["label_map"] != "identity" and not targets:
+            # Else the dataset trains on no label and its evaluation fails, after training.
+            raise ConfigError(
+                f"datasets.{name}.label_map",
+                "maps no source label to a label: give one a target (null = unmapped)",
+            )
         for target in targets + ([ds["empty_label"]] if ds.get("empty_label") else []):
             if target not in labels:
                 raise ConfigError(f"datasets.{name}.label_map", f"{target!r} is not one of the labels")
