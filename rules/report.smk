@@ -233,6 +233,8 @@ rule run_overview:
         f"{RESULTS}/logs/run_overview.log",
     conda:
         "../envs/report.yaml"
+    params:
+        synthetic=synthetic_datasets(config),
     script:
         "../workflow_scripts/run_overview.py"
 

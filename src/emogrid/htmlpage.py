@@ -24,3 +24,14 @@ def to_html_document(title: str, sections: Sequence[tuple[str, str, pd.DataFrame
         parts.append(frame.to_html(index=False, na_rep="", border=0, float_format=lambda v: f"{v:.4f}"))
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
+
+
+def synthetic_warning(synthetic: Sequence[str]) -> str:
+    """The sentence that opens a table's note when some of its datasets are synthetic; "" if none."""
+    if not synthetic:
+        return ""
+    verb = "is" if len(synthetic) == 1 else "are"
+    return (
+        f"SYNTHETIC DATA: {', '.join(synthetic)} {verb} the generated demo corpus, not the published"
+        " data; these numbers only show that the pipeline runs and learns. "
+    )

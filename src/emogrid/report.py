@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from emogrid import io
-from emogrid.htmlpage import to_html_document
+from emogrid.htmlpage import synthetic_warning, to_html_document
 
 LONG_COLUMNS = ["mix", "loss", "imbalance", "seed", "dataset", "level", "split", "metric", "label", "value"]
 CELL_COLUMNS = ["loss", "mix", "imbalance"]
@@ -210,17 +210,6 @@ def _check_summary(summary: pd.DataFrame) -> None:
     missing = set(SUMMARY_COLUMNS) - set(summary.columns)
     if missing:
         raise ValueError(f"expected a summarize_metric() table, missing columns {sorted(missing)}")
-
-
-def synthetic_warning(synthetic: Sequence[str]) -> str:
-    """The sentence that opens a table's note when some of its datasets are synthetic; "" if none."""
-    if not synthetic:
-        return ""
-    verb = "is" if len(synthetic) == 1 else "are"
-    return (
-        f"SYNTHETIC DATA: {', '.join(synthetic)} {verb} the generated demo corpus, not the published"
-        " data; these numbers only show that the pipeline runs and learns. "
-    )
 
 
 def _with_synthetic_column(frame: pd.DataFrame, synthetic: Sequence[str]) -> pd.DataFrame:

@@ -8,7 +8,7 @@ from typing import Any
 import pandas as pd
 
 from emogrid import io
-from emogrid.htmlpage import to_html_document
+from emogrid.htmlpage import synthetic_warning, to_html_document
 
 
 def _last(log_history: Sequence[Mapping[str, Any]], key: str):
@@ -74,13 +74,21 @@ def code_warning(table: pd.DataFrame) -> str:
     return " ".join(parts)
 
 
-def write_runs_overview(run_info_paths: Sequence[str], train_log_paths: Sequence[str], out_path: str) -> None:
+def write_runs_overview(
+    run_info_paths: Sequence[str],
+    train_log_paths: Sequence[str],
+    out_path: str,
+    synthetic: Sequence[str] = (),
+) -> None:
+    """The runs table as HTML; its note opens with the code warnings, and names the `synthetic`
+    datasets (the generated demo corpus) the validation scores were measured on."""
     table = runs_table([io.read_json(p) for p in run_info_paths], [io.read_json(p) for p in train_log_paths])
     note = (
-        "Each training cell: device, precision, steps, final loss, warnings (for example a gradient norm "
-        "that stayed tiny), the container image it ran in, the package versions it ran with, the git "
-        "commit of its code and that code's sha256."
+        "Each training cell: device, precision, steps, last logged loss, warnings (for example a "
+        "gradient norm that stayed tiny), the container image it ran in, the package versions it ran "
+        "with, the git commit of its code and that code's sha256."
     )
+    note = synthetic_warning(synthetic) + note
     warning = code_warning(table)
     if warning:
         note = f"{warning} {note}"
