@@ -165,7 +165,6 @@ def make_cell(tiny_corpus, tmp_path):
             "validation_files": [str(files[(d, "validation")]) for d in mix],
             "eval_files": [str(files[(d, s)]) for d in ("alpha", "beta") for s in ("validation", "test")],
             "training": base_training | training,
-            "threshold_grid": config["evaluation"]["threshold_grid"],
             "output_dir": str(output_dir or tmp_path / "cell"),
         }
 

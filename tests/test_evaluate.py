@@ -81,6 +81,28 @@ def test_threshold_grid_from_config_spec_includes_both_ends():
     assert GRID.tolist() == [round(0.05 * k, 2) for k in range(1, 20)]
 
 
+def test_default_grid_is_the_schemas_and_cell_configs_carry_no_grid():
+    # Training logs a validation F1 tuned on DEFAULT_THRESHOLD_GRID; it must be the grid a config gets
+    # by default. And a grid changed for evaluation must not change what the train job reads.
+    import copy
+
+    import yaml
+
+    from conftest import REPO_ROOT, load_config
+    from emogrid.config import cell_config, grid_cells
+    from emogrid.evaluate import DEFAULT_THRESHOLD_GRID
+
+    schema = yaml.safe_load((REPO_ROOT / "schemas/config.schema.yaml").read_text())
+    spec = schema["properties"]["evaluation"]["properties"]["threshold_grid"]["properties"]
+    assert DEFAULT_THRESHOLD_GRID == {key: spec[key]["default"] for key in ("start", "stop", "step")}
+    config = load_config("config/demo.yaml")
+    other = copy.deepcopy(config)
+    other["evaluation"]["threshold_grid"] = {"start": 0.1, "stop": 0.9, "step": 0.1}
+    for cell in grid_cells(config)[:2]:
+        coordinates = (cell["mix"], cell["loss"], cell["imbalance"], cell["seed"], "results/x", "model")
+        assert cell_config(config, *coordinates) == cell_config(other, *coordinates)
+
+
 def test_threshold_grid_rejects_values_outside_unit_interval():
     with pytest.raises(ValueError):
         threshold_grid([0.2, 1.5])

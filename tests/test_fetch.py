@@ -152,3 +152,24 @@ def test_a_download_cut_short_is_an_error_even_without_an_md5(tmp_path):
         server.shutdown()
         server.server_close()
     assert not (tmp_path / "raw" / "a.txt").exists() and not (tmp_path / "raw" / "manifest.json").exists()
+
+
+def test_a_rerun_does_not_download_a_file_already_here_and_verified(source, monkeypatch, tmp_path):
+    # The job reruns when any of the dataset's settings change (a label map too): a machine without
+    # internet must not fail on a second download of files it has and can verify.
+    cfg = ds_cfg(base_url=source.as_uri())
+    first = fetch_dataset("toy", cfg, tmp_path / "raw")
+    (tmp_path / "raw" / "manifest.json").unlink()  # Snakemake removes the job's output before a rerun
+
+    def offline(url, timeout):
+        raise urllib.error.URLError(OSError("network is unreachable"))
+
+    monkeypatch.setattr(urllib.request, "urlopen", offline)
+    assert fetch_dataset("toy", cfg, tmp_path / "raw") == first
+    # A file that no longer matches its md5, or one without an md5, is downloaded again.
+    (tmp_path / "raw" / "a.txt").write_bytes(b"changed\n")
+    with pytest.raises(FetchError, match="a.txt: download failed"):
+        fetch_dataset("toy", cfg, tmp_path / "raw")
+    cfg["files"]["a.txt"]["md5"] = None
+    with pytest.raises(FetchError, match="a.txt: download failed"):
+        fetch_dataset("toy", cfg, tmp_path / "raw")

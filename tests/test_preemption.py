@@ -77,6 +77,19 @@ def test_last_step_is_checkpointed_so_a_rerun_only_predicts(make_cell, tmp_path)
     (first / "predictions.parquet").unlink()
     again = read_json(run_cell(cell) / "train_log.json")
     assert again["start_step"] == log["global_step"] == again["global_step"]
+    assert log["steps_trained"] == log["global_step"] and again["steps_trained"] == 0
+    # No summary of the step-less attempt (the Trainer's says train_loss 0.0) passes for the training's.
+    assert any("train_loss" in entry for entry in log["log_history"])
+    assert not any("train_loss" in entry for entry in again["log_history"])
+    # Each attempt keeps what it ran with (run_info.json is rewritten by the last one), and run_info
+    # records the files predicted on as well as those trained on.
+    info = read_json(first / "run_info.json")
+    assert len(again["starts"]) == 2
+    for start in again["starts"]:
+        assert start["code"] == info["inputs"]["code"] and start["versions"]["torch"] == torch.__version__
+        assert "git_commit" in start and start["devices"] == info["device"]["names"]
+    assert sorted(info["eval_inputs"]) == sorted(cell["eval_files"])
+    assert all(len(digest) == 64 for digest in info["eval_inputs"].values())
     after = pd.read_parquet(first / "predictions.parquet")
     pd.testing.assert_frame_equal(before, after)
 

@@ -177,7 +177,7 @@ def test_demo_eval_reports_apply_validation_tuned_thresholds_to_test(demo_run):
                 np.stack(rows[rows["split"] == "validation"][column])[:, covered]
                 for column in ("labels", "probs")
             )
-            tuned = tune_thresholds(y_val, p_val, cell["threshold_grid"])
+            tuned = tune_thresholds(y_val, p_val, report["threshold_grid"])
             np.testing.assert_allclose([result["thresholds"][n] for n in result["covered_labels"]], tuned)
             y_test, p_test = (
                 np.stack(rows[rows["split"] == "test"][column])[:, covered] for column in ("labels", "probs")
@@ -250,6 +250,10 @@ def test_rerun_is_a_no_op_and_a_new_seed_runs_only_new_cells(demo_run):
     dry = snakemake(workdir, "-n", "--cores", "1", overlay=str(workdir / "unmasked.yaml")).stdout
     assert dry.count("rule preprocess:") == 0
     assert dry.count("rule train:") == 6
+    # The threshold grid is evaluation's alone: a new one re-evaluates every cell and retrains none.
+    (workdir / "grid.yaml").write_text("evaluation: {threshold_grid: {start: 0.1, stop: 0.9, step: 0.1}}\n")
+    dry = snakemake(workdir, "-n", "--cores", "1", overlay=str(workdir / "grid.yaml")).stdout
+    assert dry.count("rule evaluate:") == 6 and dry.count("rule train:") == 0
 
 
 def test_workflow_scripts_read_the_config_only_through_params():

@@ -9,8 +9,10 @@ sys.stderr = open(snakemake.log[0], "w")
 
 header = (
     "# The merged, validated config this results directory was made with (defaults filled in),\n"
-    "# without the scheduler-only training settings (threads, mem_mb, runtime), which change no result\n"
-    "# (a run from this file alone gets the schema's defaults for them: add your machine's), and\n"
+    "# without the scheduler-only training settings (threads, mem_mb, runtime), which change where and\n"
+    "# how fast a cell runs, not its settings (on CPU the thread count can move probabilities in the\n"
+    "# last digits; run_info.json records it; a run from this file alone gets the schema's defaults for\n"
+    "# them: add your machine's), and\n"
     "# without training settings left unset that newer versions added (pad_to_multiple_of, torch_compile);\n"
     f"# written by emogrid's workflow under snakemake {snakemake.params.snakemake_version}.\n"
 )

@@ -40,7 +40,7 @@ NOT_TRAINING_IDENTITY = (
     "max_fp16_overflow_steps",
 )
 # Cell keys outside `training` that only evaluation reads: which splits are predicted after training,
-# and the threshold grid of the validation F1 logged during training (no selection uses it).
+# and (in cell configs before 2026-12-07) the threshold grid of the validation F1 logged during training.
 NOT_TRAINING_CELL_KEYS = ("eval_files", "threshold_grid")
 
 

@@ -357,8 +357,9 @@ def resolve_config(config: dict) -> dict:
 
 def recorded_config(config: dict) -> dict:
     """The config as {results}/config.resolved.yaml records it: all of it but the scheduler-only
-    training settings (SCHEDULER_ONLY), which change no result and, like the cells, should rewrite
-    nothing when raised, and the NAMED_WHEN_SET training settings left unset."""
+    training settings (SCHEDULER_ONLY), which change where and how fast a cell runs, not its settings,
+    and like the cells should rewrite nothing when raised; and the NAMED_WHEN_SET training settings
+    left unset."""
     return {**config, "training": training_settings(config)}
 
 
@@ -438,8 +439,9 @@ def cell_config(
         "validation_files": [token_file(results, d, "validation") for d in config["mixes"][mix]],
         "eval_files": [token_file(results, d, s) for d in eval_sets for s in ("validation", "test")],
         "training": training_settings(config),
-        # For the validation F1 logged during training (the final thresholds come from `evaluate`).
-        "threshold_grid": config["evaluation"]["threshold_grid"],
+        # No threshold grid: the cell config is the train job's input, and a grid changed for evaluation
+        # must not retrain every cell. The validation F1 logged during training tunes on emogrid's
+        # default grid (evaluate.DEFAULT_THRESHOLD_GRID); the reported thresholds come from `evaluate`.
         "output_dir": cell_dir(results, mix, loss, imbalance, seed),
     }
 

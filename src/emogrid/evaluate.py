@@ -42,6 +42,11 @@ _GRID_DECIMALS = 10
 _MAX_TUNING_CELLS = 4_000_000
 
 
+# The schema's default `evaluation.threshold_grid` (a test keeps them equal). Training logs a
+# validation F1 tuned on this grid, whatever the config's grid: only `evaluate` reads that one.
+DEFAULT_THRESHOLD_GRID = {"start": 0.05, "stop": 0.95, "step": 0.05}
+
+
 def threshold_grid(grid: Mapping[str, float] | Sequence[float] | np.ndarray) -> np.ndarray:
     """Candidate thresholds as a sorted float array.
 
@@ -394,6 +399,8 @@ def evaluate_predictions(
     return {
         "cell": cell_key(cell),
         "threshold_source": SPLIT_FOR_TUNING,
+        # The candidates the thresholds were tuned over (the config's evaluation.threshold_grid).
+        "threshold_grid": dict(grid) if isinstance(grid, Mapping) else [float(t) for t in grid],
         "datasets": datasets,
     }
 

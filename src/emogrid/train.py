@@ -37,10 +37,10 @@ from emogrid.batching import EncodedExamples, MixtureLengthSampler, MultiLabelCo
 from emogrid.checkpoints import STATE_FILE, discard_stale_checkpoints, last_complete_checkpoint
 from emogrid.devices import cpu_fallback_message, describe_devices
 from emogrid.errors import EmogridError, NonFiniteTrainingError
-from emogrid.evaluate import score, tune_covered_thresholds
+from emogrid.evaluate import DEFAULT_THRESHOLD_GRID, score, tune_covered_thresholds
 from emogrid.hub import SOURCE_FILE
 from emogrid.imbalance import label_frequencies, positive_weights, sampling_weights
-from emogrid.io import read_json, readable_as_umask_allows, write_json, write_parquet
+from emogrid.io import file_hash, read_json, readable_as_umask_allows, write_json, write_parquet
 from emogrid.losses import build_loss
 from emogrid.modeling import load_classifier
 from emogrid.preemption import Preempted, StopOnSignal
@@ -484,7 +484,11 @@ def build_trainer(cell: dict, callbacks: list | None = None) -> tuple[EmotionTra
             tokenizer.pad_token_id, cell["training"].get("pad_to_multiple_of"), max_length
         ),
         processing_class=tokenizer,
-        compute_metrics=partial(compute_validation_metrics, grid=cell.get("threshold_grid")),
+        compute_metrics=partial(
+            # Cell configs written before 2026-12-07 carry the config's grid; newer ones the default's.
+            compute_validation_metrics,
+            grid=cell.get("threshold_grid", DEFAULT_THRESHOLD_GRID),
+        ),
         callbacks=[health, ReadableCheckpoints(), *(callbacks or [])],
         loss_fn=build_loss(cell["loss"], pos_weight),
         train_sampler=sampler,
@@ -501,8 +505,13 @@ def start_step(checkpoint: str | None) -> int:
     return TrainerState.load_from_json(str(Path(checkpoint) / STATE_FILE)).global_step
 
 
-def record_start(path: Path, step: int, checkpoint: str | None, precision: str) -> None:
-    """Append this attempt to the cell's start history; a fresh start begins a new history."""
+def record_start(
+    path: Path, step: int, checkpoint: str | None, precision: str, ran_with: dict | None = None
+) -> None:
+    """Append this attempt to the cell's start history; a fresh start begins a new history.
+
+    `ran_with`: the code, packages and machine of this attempt. run_info.json describes the last
+    attempt only (an evaluation-only rerun rewrites it), so what trained the weights is kept here."""
     entry = {
         "start_step": step,
         "resumed_from": checkpoint,
@@ -510,6 +519,7 @@ def record_start(path: Path, step: int, checkpoint: str | None, precision: str) 
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "slurm_job_id": os.environ.get("SLURM_JOB_ID"),
         "slurm_restart_count": os.environ.get("SLURM_RESTART_COUNT"),
+        **(ran_with or {}),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
     # An earlier append cut short (a full disk, a kill mid-write) left a line without its newline:
@@ -584,7 +594,15 @@ def run_cell(cell: dict) -> Path:
             flush=True,
         )
         if trainer.is_world_process_zero():
-            record_start(out_dir / "starts.jsonl", first_step, last, precision)
+            ran_with = {
+                "git_commit": source.get("git_commit"),
+                "git_dirty": source.get("git_dirty"),
+                "code": identity["inputs"]["code"],
+                "host": devices.get("hostname"),
+                "devices": devices.get("names"),
+                "versions": package_versions(),
+            }
+            record_start(out_dir / "starts.jsonl", first_step, last, precision, ran_with)
         result = trainer.train(resume_from_checkpoint=last)
         if stop.stopped_at is not None:
             signum = stop.received or signal.SIGTERM
@@ -610,10 +628,16 @@ def run_cell(cell: dict) -> Path:
         stop.uninstall()
     if trainer.is_world_process_zero():
         write_parquet(out_dir / "predictions.parquet", predictions)
+        history = trainer.state.log_history
+        if trainer.state.global_step == first_step and history and "train_runtime" in history[-1]:
+            # Resumed at the final checkpoint (an evaluation-only rerun): this attempt trained no step,
+            # and the Trainer's summary of it (train_loss 0.0) would pass for the training's.
+            history = history[:-1]
         write_json(
             out_dir / "train_log.json",
             {
-                "log_history": trainer.state.log_history,
+                "log_history": history,
+                "steps_trained": trainer.state.global_step - first_step,
                 "warnings": warnings_seen + health.warnings,
                 "resumed_from": last,
                 "start_step": first_step,
@@ -643,7 +667,9 @@ def run_cell(cell: dict) -> Path:
             )
             # sha256 of the token files, of every model file and of the training code, as stamped
             # beside the checkpoints (file names and digests hold no credential).
-            | {"inputs": identity["inputs"]},
+            | {"inputs": identity["inputs"]}
+            # ... and of the files predicted on (every evaluation split), which training does not read.
+            | {"eval_inputs": {path: file_hash(Path(path)) for path in cell["eval_files"]}},
         )
     return out_dir
 
