@@ -548,7 +548,7 @@ def test_shipped_config_files_have_no_key_twice_and_anchors_json_and_repeated_fi
     shipped = sorted(REPO_ROOT.glob("config/*.yaml")) + sorted(REPO_ROOT.glob("bench/configs/*.yaml"))
     assert len(shipped) >= 5
     # The Snakefile's configfile: and the same file on the command line are one file, not a repeat.
-    check_config_files([str(path) for path in shipped] + ["config/config.yaml"])
+    check_config_files([str(path) for path in shipped] + [str(REPO_ROOT / "config/config.yaml")])
     anchored = tmp_path / "anchored.yaml"
     anchored.write_text("base: &base {a: 1}\nother:\n  <<: *base\n  b: 2\nlist: [{a: 1}, {a: 2}]\n")
     # JSON indented with tabs: Snakemake reads it as JSON, YAML refuses the tabs.

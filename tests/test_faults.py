@@ -246,6 +246,9 @@ def test_deepspeed_minus_one_gradient_norm_is_taken_as_non_finite(make_cell, mon
     assert math.isnan(trainer._get_grad_norm(None, grad_norm=-1.0))
     assert trainer.fp16_overflows == 1
     assert trainer._get_grad_norm(None, grad_norm=0.5) == 0.5 and trainer.fp16_overflows == 0
+    trainer.is_deepspeed_enabled = False  # outside DeepSpeed nothing is reinterpreted
+    assert trainer._get_grad_norm(None, grad_norm=-1.0) == -1.0
+    trainer.is_deepspeed_enabled = True
     trainer.args.fp16 = False
     with pytest.raises(NonFiniteTrainingError, match="gradient norm is nan"):
         trainer._get_grad_norm(None, grad_norm=-1.0)

@@ -482,6 +482,20 @@ def test_a_split_that_keeps_no_row_is_named_with_its_counts(synthetic_dir, confi
     assert error.value.path == str(path) and f"malformed row (skipped): {len(rows)}" in str(error.value)
 
 
+def test_synthetic_isear_reads_with_its_label_map_in_any_order_or_a_subset(tmp_path, config):
+    # The generator writes ISEAR's own EMOT codes, which the reader checks against Field1.
+    import random
+
+    from emogrid.synthetic import write_isear
+
+    ds, labels = ds_and_labels(config, "isear")
+    for names in (sorted(ds["label_map"]), ["joy", "anger", "sadness"]):
+        shuffled = {**ds, "label_map": {name: ds["label_map"][name] for name in names}}
+        write_isear(tmp_path, shuffled, labels, random.Random(0), scale=0.05)
+        records = read_isear(tmp_path / ds["splits"]["all"], shuffled, labels)
+        assert {r.stratum for r in records.records} == set(names)
+
+
 def test_an_isear_file_too_small_to_split_names_the_file(tmp_path, config):
     ds, labels = ds_and_labels(config, "isear")
     write_lines(tmp_path / "isear.csv", [ISEAR_HEADER_LINE])

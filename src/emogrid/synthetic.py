@@ -20,7 +20,7 @@ from pathlib import Path
 
 from emogrid.labels import is_identity, source_labels
 from emogrid.readers import GOEMOTIONS_LABEL_FILE
-from emogrid.readers.isear import ISEAR_HEADER
+from emogrid.readers.isear import EMOTION_CODES, ISEAR_HEADER
 from emogrid.readers.meld import MELD_HEADER
 
 # Rows per split at scale 1.0 (ISEAR: respondents, each answering once per emotion).
@@ -242,7 +242,10 @@ def write_isear(out: Path, ds_cfg: dict, labels: Sequence[str], rng: random.Rand
     lines = ["|".join(ISEAR_HEADER)]
     for person in range(sized(SIZES["isear"]["all"], scale, MIN_ISEAR_RESPONDENTS)):
         respondent = [str(90001 + person)] + [str(rng.randint(1, 4)) for _ in ISEAR_HEADER[1:EMOT_COLUMN]]
-        for code, emotion in enumerate(emotions, start=1):
+        for position, emotion in enumerate(emotions, start=1):
+            # ISEAR's own EMOT code (the reader checks Field1 against it); a name ISEAR lacks takes its
+            # position in the label map.
+            code = int(EMOTION_CODES.get(emotion, position))
             if non_answers and rng.random() < 0.04:
                 text = non_answer_text(rng, non_answers)
             else:
