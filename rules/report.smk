@@ -182,6 +182,12 @@ rule data_summary:
             dataset=DATASETS,
             split=SPLITS,
         ),
+        # Their metadata only: the rows model.max_length cut.
+        tokens=expand(
+            f"{RESULTS}/tokens/{{dataset}}/{{split}}.parquet",
+            dataset=DATASETS,
+            split=SPLITS,
+        ),
     output:
         md=report(
             f"{RESULTS}/tables/data_summary.md",

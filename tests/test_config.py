@@ -9,6 +9,7 @@ from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from conftest import REPO_ROOT, load_config
+from emogrid.checkpoints import DEFAULT_KEEP, NOT_TRAINING_IDENTITY
 from emogrid.config import (
     cell_config,
     check_config,
@@ -269,6 +270,17 @@ def test_cell_config_names_compile_and_padding_multiple_only_when_set(config):
         "pad_to_multiple_of": 16,
     }
     assert recorded_config(config)["training"]["pad_to_multiple_of"] == 16
+
+
+def test_keep_checkpoints_is_named_in_a_cell_only_when_not_the_default(config):
+    """Cells made before training.keep_checkpoints keep their files; the default the schema fills in is
+    the one training applies to a cell that does not name it."""
+    args = ("all4", "bce", "none", 1, "results", "results/model")
+    assert config["training"]["keep_checkpoints"] == DEFAULT_KEEP == "weights"
+    assert "keep_checkpoints" not in cell_config(config, *args)["training"]
+    config["training"]["keep_checkpoints"] = "all"
+    assert cell_config(config, *args)["training"]["keep_checkpoints"] == "all"
+    assert "keep_checkpoints" in NOT_TRAINING_IDENTITY
 
 
 def test_cell_config_depends_only_on_its_own_settings(config):

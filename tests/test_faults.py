@@ -82,8 +82,14 @@ def test_sigkill_then_rerun_equals_an_uninterrupted_run(make_cell, tmp_path):
 def test_two_processes_resumed_in_the_second_epoch_see_that_epochs_data(make_cell, tmp_path):
     """Under torchrun, a resume mid-epoch wraps the sampler three deep; it must still get the epoch,
     or the rest of epoch 1 replays epoch 0's draws. 192 rows, 2 x 8 per step: 12 steps an epoch."""
+    # keep_checkpoints all: the finished run's checkpoints stand in for those a killed run leaves.
     cell = make_cell(
-        num_train_epochs=2, save_steps=4, save_total_limit=10, logging_steps=1, output_dir=tmp_path / "ddp"
+        num_train_epochs=2,
+        save_steps=4,
+        save_total_limit=10,
+        logging_steps=1,
+        keep_checkpoints="all",
+        output_dir=tmp_path / "ddp",
     )
     write_json(tmp_path / "cell.json", cell)
     torchrun = [str(Path(sys.executable).parent / "torchrun"), "--standalone", "--nproc_per_node=2"]
@@ -151,7 +157,10 @@ def test_two_processes_train_a_bert_family_encoder(make_cell, tiny_corpus, tmp_p
     ["truncated_state", "missing_state", "wrong_step", "missing_weights"],
 )
 def test_half_written_checkpoint_is_skipped_for_the_previous_one(make_cell, tmp_path, damage, capfd):
-    cell = make_cell(max_steps=10, save_steps=5, save_total_limit=3, output_dir=tmp_path / "cell")
+    # keep_checkpoints all: the finished run's checkpoints stand in for those a killed run leaves.
+    cell = make_cell(
+        max_steps=10, save_steps=5, save_total_limit=3, keep_checkpoints="all", output_dir=tmp_path / "cell"
+    )
     run_cell(cell)
     checkpoints = tmp_path / "cell" / "checkpoints"
     newest = checkpoints / "checkpoint-10"

@@ -1,5 +1,6 @@
 """SIGTERM (SLURM's time limit, preemption, scancel) saves a checkpoint; the rerun resumes from it."""
 
+import json
 import os
 import shutil
 import signal
@@ -12,6 +13,7 @@ import pandas as pd
 import pytest
 import torch
 
+from emogrid.checkpoints import prune_finished
 from emogrid.devices import cpu_fallback_message, describe_devices
 from emogrid.io import read_json, write_json
 from emogrid.train import run_cell
@@ -92,6 +94,91 @@ def test_last_step_is_checkpointed_so_a_rerun_only_predicts(make_cell, tmp_path)
     assert all(len(digest) == 64 for digest in info["eval_inputs"].values())
     after = pd.read_parquet(first / "predictions.parquet")
     pd.testing.assert_frame_equal(before, after)
+
+
+def checkpoint_files(checkpoints):
+    return {p.relative_to(checkpoints).as_posix() for p in checkpoints.rglob("*") if p.is_file()}
+
+
+def test_a_finished_cell_keeps_only_its_final_weights_and_a_rerun_still_only_predicts(make_cell, tmp_path):
+    # save_steps 5 of 24 steps: the Trainer leaves checkpoint-20 and checkpoint-24, each with AdamW's state.
+    cell = make_cell(num_train_epochs=1, save_steps=5, save_total_limit=2, output_dir=tmp_path / "cell")
+    first = run_cell(cell)
+    log = read_json(first / "train_log.json")
+    step = log["global_step"]
+    checkpoints = first / "checkpoints"
+    assert sorted(p.name for p in checkpoints.iterdir() if p.is_dir()) == [f"checkpoint-{step}"]
+    files = checkpoint_files(checkpoints)
+    final = f"checkpoint-{step}"
+    assert {f"{final}/model.safetensors", f"{final}/trainer_state.json", "training_identity.json"} <= files
+    assert not any(name.split("/")[-1].startswith(("optimizer", "scheduler", "rng_state")) for name in files)
+    assert log["checkpoints"]["policy"] == "weights" and log["checkpoints"]["kept"].endswith(final)
+    # The earlier checkpoint and the optimizer state: more than the final weights themselves.
+    assert log["checkpoints"]["freed_bytes"] > (checkpoints / final / "model.safetensors").stat().st_size
+    before = pd.read_parquet(first / "predictions.parquet")
+    (first / "predictions.parquet").unlink()
+    again = read_json(run_cell(cell) / "train_log.json")
+    assert again["start_step"] == step and again["steps_trained"] == 0
+    pd.testing.assert_frame_equal(before, pd.read_parquet(first / "predictions.parquet"))
+
+
+def test_keep_checkpoints_all_keeps_them_and_switching_to_weights_prunes_without_retraining(
+    make_cell, tmp_path
+):
+    kept = make_cell(num_train_epochs=1, save_steps=5, save_total_limit=2, output_dir=tmp_path / "cell")
+    kept["training"]["keep_checkpoints"] = "all"
+    first = run_cell(kept)
+    step = read_json(first / "train_log.json")["global_step"]
+    files = checkpoint_files(first / "checkpoints")
+    assert {
+        f"checkpoint-{s}/{name}" for s in (20, step) for name in ("optimizer.pt", "scheduler.pt")
+    } <= files
+    # The policy is not part of what training computes: a changed one resumes, predicts and prunes.
+    pruned = dict(kept, training={k: v for k, v in kept["training"].items() if k != "keep_checkpoints"})
+    again = read_json(run_cell(pruned) / "train_log.json")
+    assert again["steps_trained"] == 0 and again["checkpoints"]["freed_bytes"] > 0
+    assert not any(
+        "optimizer" in name or "checkpoint-20" in name for name in checkpoint_files(first / "checkpoints")
+    )
+
+
+def test_keep_checkpoints_none_deletes_them_and_a_rerun_trains_again(make_cell, tmp_path):
+    cell = make_cell(num_train_epochs=1, save_steps=5, output_dir=tmp_path / "cell")
+    cell["training"]["keep_checkpoints"] = "none"
+    first = run_cell(cell)
+    log = read_json(first / "train_log.json")
+    assert not (first / "checkpoints").exists() and log["checkpoints"]["kept"] is None
+    before = pd.read_parquet(first / "predictions.parquet")
+    again = read_json(run_cell(cell) / "train_log.json")
+    assert again["start_step"] == 0 and again["steps_trained"] == log["global_step"]
+    pd.testing.assert_frame_equal(before, pd.read_parquet(first / "predictions.parquet"))
+
+
+def test_under_deepspeed_the_final_checkpoint_stays_whole(tmp_path):
+    """The Trainer resumes a DeepSpeed run only from DeepSpeed's own state (global_step*/)."""
+    checkpoints = tmp_path / "checkpoints"
+    for step in (5, 10):
+        folder = checkpoints / f"checkpoint-{step}"
+        (folder / f"global_step{step}").mkdir(parents=True)
+        (folder / f"global_step{step}" / "zero_pp_rank_0_mp_rank_00_optim_states.pt").write_bytes(b"x" * 300)
+        for name in ("model.safetensors", "scheduler.pt", "rng_state.pth"):
+            (folder / name).write_bytes(b"x" * 100)
+        (folder / "trainer_state.json").write_text(json.dumps({"global_step": step}))
+    whole = checkpoint_files(checkpoints / "checkpoint-10")
+    earlier = sum(p.stat().st_size for p in (checkpoints / "checkpoint-5").rglob("*") if p.is_file())
+    kept = prune_finished(checkpoints, "weights", deepspeed=True)
+    assert kept["kept"].endswith("checkpoint-10") and kept["freed_bytes"] == earlier > 600
+    assert sorted(p.name for p in checkpoints.iterdir()) == ["checkpoint-10"]
+    assert checkpoint_files(checkpoints / "checkpoint-10") == whole
+    # Without DeepSpeed the same folder loses its training state and keeps the weights.
+    prune_finished(checkpoints, "weights", deepspeed=False)
+    assert checkpoint_files(checkpoints / "checkpoint-10") == {
+        "global_step10/zero_pp_rank_0_mp_rank_00_optim_states.pt",
+        "model.safetensors",
+        "trainer_state.json",
+    }
+    with pytest.raises(ValueError, match="keep_checkpoints"):
+        prune_finished(checkpoints, "some", deepspeed=False)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the fallback on a machine without CUDA")

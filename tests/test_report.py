@@ -357,6 +357,7 @@ def test_data_summary_table_rows():
         "no_covered_label",
         "text_in_train",
         "text_in_other_train",
+        "truncated",
     ]
     isear_train = table[(table["dataset"] == "isear") & (table["split"] == "train")].iloc[0]
     assert isear_train["dropped"] == 100
@@ -372,6 +373,10 @@ def test_data_summary_table_rows():
     assert table["text_in_other_train"].isna().all()  # not computed without the texts
     other = data_summary_table(SUMMARIES, {"isear": {"test": 2}})
     assert other.set_index(["dataset", "split"])["text_in_other_train"][("isear", "test")] == 2
+    assert table["truncated"].isna().all()  # not known without the token files
+    cut = data_summary_table(SUMMARIES, truncated={"isear": {"train": 5, "test": None}, "meld": {"train": 0}})
+    cut = cut.set_index(["dataset", "split"])["truncated"]
+    assert cut[("isear", "train")] == 5 and cut[("meld", "train")] == 0 and pd.isna(cut[("isear", "test")])
     published = table.set_index(["dataset", "split"])["published"]
     assert published[("meld", "train")] == 9989 and pd.isna(published[("isear", "train")])
 

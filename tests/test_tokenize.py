@@ -17,6 +17,7 @@ from emogrid.tokenize import (
     load_tokenizer,
     tokenize_split,
     tokenize_texts,
+    truncated_rows,
 )
 
 TEXTS = ["I am so happy today!", "this is awful and sad", "ok", "Wow... what a surprise?! " * 20]
@@ -186,3 +187,22 @@ def test_a_declared_class_that_transformers_overrides_stops_training(tiny_corpus
     # The rows alone would not have told: here the two classes give the same ids.
     frame.attrs.pop("tokenizer")
     check_tokens(frame, auto, 32, out)
+
+
+def test_token_files_count_the_rows_max_length_cut(tiny_corpus, tmp_path):
+    tokenizer = load_tokenizer(tiny_corpus["model_dir"])
+    lengths = [len(ids) for ids in tokenizer(TEXTS, truncation=False)["input_ids"]]
+    # A limit that one text fills exactly and another exceeds: only the second loses tokens.
+    max_length = sorted(lengths)[-2]
+    assert max(lengths) > max_length and lengths.count(max_length) >= 1
+    source = tmp_path / "data.parquet"
+    pd.DataFrame({"id": [str(i) for i in range(len(TEXTS))], "text": TEXTS}).to_parquet(source)
+    out = tmp_path / "tokens.parquet"
+    tokenize_split(source, tokenizer, max_length, out)
+    expected = sum(length > max_length for length in lengths)
+    assert truncated_rows(out) == pd.read_parquet(out).attrs["truncated_rows"] == expected >= 1
+    tokenize_split(source, tokenizer, max(lengths), out)
+    assert truncated_rows(out) == 0
+    # A token file from before the count existed has none to report.
+    pd.DataFrame({"id": ["0"], "input_ids": [np.array([1, 2], dtype=np.int32)]}).to_parquet(out)
+    assert truncated_rows(out) is None

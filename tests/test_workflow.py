@@ -11,6 +11,7 @@ import pytest
 
 from conftest import REPO_ROOT, run_snakemake
 from emogrid.config import grid_cells, recorded_config, synthetic_datasets
+from emogrid.labels import covered_labels
 
 
 def snakemake(workdir: Path, *args: str, check: bool = True, overlay: str | None = None):
@@ -220,6 +221,8 @@ def test_demo_data_summary_counts_every_row(demo_run):
     evaluation = summary["split"] != "train"
     assert summary.loc[evaluation, "text_in_other_train"].notna().all()
     assert summary.loc[~evaluation, "text_in_other_train"].isna().all()
+    # Rows cut at model.max_length, read from every token file.
+    assert summary["truncated"].notna().all() and (summary["truncated"] <= summary["kept"]).all()
 
 
 @pytest.mark.slow
@@ -381,5 +384,9 @@ def test_every_caption_renders_and_the_statistics_captions_state_their_methods(o
     assert f"{statistics['resamples']} resamples" in rendered["f1_macro.rst"]
     assert "0.64" in rendered["f1_macro.rst"] and "0.69" in rendered["f1_macro.rst"]
     assert "**ekman** (7 groups" in rendered["f1_macro.rst"]
+    # The caption's count of labels averaged per dataset is the library's coverage of its map.
+    for name in config["evaluation"]["datasets"]:
+        covered = covered_labels(config["datasets"][name], config["labels"])
+        assert f"{name} {len(covered)}" in rendered["f1_macro.rst"]
     strategies = rendered["workflow.rst"].split("Imbalance strategies:")[1].split("\n")[0]
     assert strategies.count("**") == 2 * len(config["imbalance"])

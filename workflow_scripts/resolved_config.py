@@ -13,7 +13,8 @@ header = (
     "# how fast a cell runs, not its settings (on CPU the thread count can move probabilities in the\n"
     "# last digits; run_info.json records it; a run from this file alone gets the schema's defaults for\n"
     "# them: add your machine's), and\n"
-    "# without training settings left unset that newer versions added (pad_to_multiple_of, torch_compile);\n"
+    "# without training settings that newer versions added, where they are at their defaults\n"
+    "# (pad_to_multiple_of and torch_compile unset, keep_checkpoints: weights);\n"
     f"# written by emogrid's workflow under snakemake {snakemake.params.snakemake_version}.\n"
 )
 write_text(snakemake.output[0], header + yaml.safe_dump(scrub(snakemake.params.config), sort_keys=False))

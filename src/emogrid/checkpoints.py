@@ -18,7 +18,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from emogrid.config import SCHEDULER_ONLY
+from emogrid.config import NAMED_WHEN_NOT_DEFAULT, SCHEDULER_ONLY
 from emogrid.hub import SOURCE_FILE
 from emogrid.io import file_hash, read_json, write_json
 from emogrid.provenance import scrub
@@ -38,10 +38,19 @@ NOT_TRAINING_IDENTITY = (
     "tiny_grad_norm",
     "tiny_grad_patience",
     "max_fp16_overflow_steps",
+    "keep_checkpoints",
 )
 # Cell keys outside `training` that only evaluation reads: which splits are predicted after training,
 # and (in cell configs before 2026-12-07) the threshold grid of the validation F1 logged during training.
 NOT_TRAINING_CELL_KEYS = ("eval_files", "threshold_grid")
+
+
+# What only continuing to train reads. A finished cell never continues: any setting that changes what
+# training computes discards its checkpoints (discard_stale_checkpoints), and a rerun that finds the
+# final checkpoint only predicts from its weights.
+TRAINING_STATE_FILES = ("optimizer.pt", "optimizer.bin", "scheduler.pt", "scaler.pt", "rng_state*.pth")
+# training.keep_checkpoints when a cell does not name it.
+DEFAULT_KEEP = NAMED_WHEN_NOT_DEFAULT["keep_checkpoints"]
 
 
 def log(message: str) -> None:
@@ -232,3 +241,39 @@ def discard_stale_checkpoints(
         shutil.rmtree(checkpoints)
     write_json(stamp, identity)
     return identity
+
+
+def _size(path: Path) -> int:
+    if path.is_file():
+        return path.stat().st_size
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def prune_finished(checkpoints: Path, keep: str, deepspeed: bool) -> dict:
+    """Once a cell's predictions are written, keep of its checkpoints only what `keep` asks for.
+
+    weights: the final checkpoint's weights and trainer state, which a rerun (new evaluation datasets,
+    a job killed while predicting) resumes from to predict again without training; the earlier
+    checkpoints and the optimizer, scheduler and RNG states go (about two thirds of a checkpoint with
+    AdamW). Under DeepSpeed the Trainer resumes only from DeepSpeed's own state, so the final checkpoint
+    stays whole there. all: keep what the Trainer left. none: delete the checkpoints; a rerun then trains
+    the cell again. Returns what was kept and how many bytes were freed.
+    """
+    if keep not in ("weights", "all", "none"):
+        raise ValueError(f"training.keep_checkpoints: {keep!r} is not one of weights, all, none")
+    final = last_complete_checkpoint(checkpoints)
+    if keep == "all" or final is None:
+        return {"policy": keep, "kept": final, "freed_bytes": 0}
+    if keep == "none":
+        freed = _size(checkpoints)
+        shutil.rmtree(checkpoints)
+        return {"policy": keep, "kept": None, "freed_bytes": freed}
+    final = Path(final)
+    doomed = [p for p in checkpoints.iterdir() if p.is_dir() and p != final and "checkpoint-" in p.name]
+    if not deepspeed:
+        doomed += [p for pattern in TRAINING_STATE_FILES for p in final.glob(pattern)]
+    freed = 0
+    for path in doomed:
+        freed += _size(path)
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    return {"policy": keep, "kept": str(final), "freed_bytes": freed}

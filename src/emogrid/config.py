@@ -19,9 +19,10 @@ SPLITS = ("train", "validation", "test")
 # stay out of the cell file, so raising a time limit or a memory request does not rewrite the cells
 # and rerun (and re-predict) every finished one. `gpus` stays in: it sets the global batch size.
 SCHEDULER_ONLY = ("threads", "mem_mb", "runtime")
-# Training settings added after results existed: a cell (and the recorded config) names them only when
-# set, so cells made before them keep their files and are not retrained.
-NAMED_WHEN_SET = ("pad_to_multiple_of", "torch_compile")
+# Training settings added after results existed, with their schema defaults: a cell (and the recorded
+# config) names them only when they differ from it, so cells made before them keep their files and are
+# not retrained. Code reading a cell takes the default when the key is absent.
+NAMED_WHEN_NOT_DEFAULT = {"pad_to_multiple_of": None, "torch_compile": None, "keep_checkpoints": "weights"}
 
 
 _YAML_FLOAT_AS_STRING = re.compile(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+")
@@ -358,18 +359,18 @@ def resolve_config(config: dict) -> dict:
 def recorded_config(config: dict) -> dict:
     """The config as {results}/config.resolved.yaml records it: all of it but the scheduler-only
     training settings (SCHEDULER_ONLY), which change where and how fast a cell runs, not its settings,
-    and like the cells should rewrite nothing when raised; and the NAMED_WHEN_SET training settings
-    left unset."""
+    and like the cells should rewrite nothing when raised; and the NAMED_WHEN_NOT_DEFAULT training
+    settings left at their defaults."""
     return {**config, "training": training_settings(config)}
 
 
 def training_settings(config: dict) -> dict:
-    """`training` as a cell sees it: no scheduler-only key (SCHEDULER_ONLY), and the NAMED_WHEN_SET
-    keys only when they are set."""
+    """`training` as a cell sees it: no scheduler-only key (SCHEDULER_ONLY), and the
+    NAMED_WHEN_NOT_DEFAULT keys only when they differ from their defaults."""
     return {
         k: v
         for k, v in config["training"].items()
-        if k not in SCHEDULER_ONLY and not (k in NAMED_WHEN_SET and v is None)
+        if k not in SCHEDULER_ONLY and not (k in NAMED_WHEN_NOT_DEFAULT and v == NAMED_WHEN_NOT_DEFAULT[k])
     }
 
 

@@ -520,6 +520,7 @@ def _dropped_text(dropped: Mapping[str, int]) -> str:
 def data_summary_table(
     summaries: Mapping[str, Mapping[str, Any]],
     other_train: Mapping[str, Mapping[str, int]] | None = None,
+    truncated: Mapping[str, Mapping[str, int | None]] | None = None,
 ) -> pd.DataFrame:
     """One row per (dataset, split), with the columns:
 
@@ -531,8 +532,11 @@ def data_summary_table(
     - text_in_train: kept rows of an evaluation split whose text, case and spacing ignored, a train
       row also has (empty for train);
     - text_in_other_train, given `other_train` (`emogrid.preprocess.cross_dataset_overlap`): the same
-      against the other datasets' train splits, which a mix trains on too."""
+      against the other datasets' train splits, which a mix trains on too;
+    - truncated, given `truncated` (`emogrid.tokenize.truncated_rows` of each token file): kept rows
+      whose text has more tokens than model.max_length, so the model sees only its beginning."""
     other_train = other_train or {}
+    truncated = truncated or {}
     rows = []
     for dataset, summary in summaries.items():
         name = summary.get("dataset", dataset)
@@ -552,6 +556,7 @@ def data_summary_table(
                     "no_covered_label": counts.get("no_covered_label"),
                     "text_in_train": overlap.get(split),
                     "text_in_other_train": other_train.get(name, {}).get(split),
+                    "truncated": truncated.get(name, {}).get(split),
                 }
             )
     columns = [
@@ -565,9 +570,11 @@ def data_summary_table(
         "no_covered_label",
         "text_in_train",
         "text_in_other_train",
+        "truncated",
     ]
     counts = {
-        name: "Int64" for name in ("published", "no_covered_label", "text_in_train", "text_in_other_train")
+        name: "Int64"
+        for name in ("published", "no_covered_label", "text_in_train", "text_in_other_train", "truncated")
     }
     return pd.DataFrame(rows, columns=columns).astype(counts)
 
@@ -610,10 +617,11 @@ def write_data_summary(
     labels: Sequence[str] | None = None,
     other_train: Mapping[str, Mapping[str, int]] | None = None,
     synthetic: Sequence[str] = (),
+    truncated: Mapping[str, Mapping[str, int | None]] | None = None,
 ) -> dict[str, Path]:
     """<prefix>.csv (rows per split, with SYNTHETIC_COLUMN), <prefix>_label_counts.csv, and
     <prefix>.md / <prefix>.html with both tables, the note naming the `synthetic` datasets first."""
-    rows_table = data_summary_table(summaries, other_train)
+    rows_table = data_summary_table(summaries, other_train, truncated)
     frequency = label_frequency_table(summaries, split=split, labels=labels)
     paths = _output_paths(out_prefix)
     paths["label_counts_csv"] = Path(f"{out_prefix}_label_counts.csv")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from emogrid.io import write_parquet
 
@@ -81,6 +82,26 @@ def tokenize_texts(tokenizer, texts: list[str], max_length: int, batch_size: int
     return ids
 
 
+def count_truncated(tokenizer, texts: list[str], ids: list[np.ndarray], max_length: int) -> int:
+    """How many texts lost tokens to max_length. Only a text whose ids came out at max_length can have:
+    those are tokenized again without truncation."""
+    at_limit = [text for text, row in zip(texts, ids, strict=True) if len(row) >= max_length]
+    if not at_limit:
+        return 0
+    full = tokenizer(at_limit, truncation=False, padding=False, verbose=False)["input_ids"]
+    return sum(len(row) > max_length for row in full)
+
+
+def truncated_rows(token_file: str | Path) -> int | None:
+    """The `truncated_rows` a token file records (None for files written before it was recorded);
+    read from the file's metadata, not its rows."""
+    metadata = pq.read_schema(token_file).metadata or {}
+    # pyarrow keeps a frame's attrs under PANDAS_ATTRS; older writers put them in the pandas metadata.
+    attrs = json.loads(metadata.get(b"PANDAS_ATTRS", b"{}"))
+    attrs = attrs or json.loads(metadata.get(b"pandas", b"{}")).get("attrs", {})
+    return attrs.get("truncated_rows")
+
+
 def tokenizer_record(tokenizer, max_length: int, folder: str | Path | None = None) -> dict:
     """What made a token file: the tokenizer's class, a digest of its backend (normalizer,
     pre-tokenizer, model, post-processor, added tokens) and the max length; stored in the file."""
@@ -109,11 +130,14 @@ def tokenize_split(
 ) -> int:
     """Write `out_path` = the unified rows of `unified_path` plus `input_ids`; returns the row count.
 
-    The file's metadata records the tokenizer (`tokenizer_record`; `folder`: where it was loaded from).
+    The file's metadata records the tokenizer (`tokenizer_record`; `folder`: where it was loaded from)
+    and how many rows max_length cut (`truncated_rows`, shown in the data summary).
     """
     frame = pd.read_parquet(unified_path)
-    frame["input_ids"] = tokenize_texts(tokenizer, frame["text"].tolist(), max_length)
+    texts = frame["text"].tolist()
+    frame["input_ids"] = tokenize_texts(tokenizer, texts, max_length)
     frame.attrs["tokenizer"] = tokenizer_record(tokenizer, max_length, folder)
+    frame.attrs["truncated_rows"] = count_truncated(tokenizer, texts, frame["input_ids"].tolist(), max_length)
     write_parquet(out_path, frame)
     return len(frame)
 

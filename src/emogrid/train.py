@@ -34,7 +34,13 @@ from transformers import (
 from transformers.trainer_callback import TrainerState
 
 from emogrid.batching import EncodedExamples, MixtureLengthSampler, MultiLabelCollator
-from emogrid.checkpoints import STATE_FILE, discard_stale_checkpoints, last_complete_checkpoint
+from emogrid.checkpoints import (
+    DEFAULT_KEEP,
+    STATE_FILE,
+    discard_stale_checkpoints,
+    last_complete_checkpoint,
+    prune_finished,
+)
 from emogrid.devices import cpu_fallback_message, describe_devices
 from emogrid.errors import EmogridError, NonFiniteTrainingError
 from emogrid.evaluate import DEFAULT_THRESHOLD_GRID, score, tune_covered_thresholds
@@ -628,6 +634,17 @@ def run_cell(cell: dict) -> Path:
         stop.uninstall()
     if trainer.is_world_process_zero():
         write_parquet(out_dir / "predictions.parquet", predictions)
+        kept = prune_finished(
+            checkpoints,
+            cell["training"].get("keep_checkpoints", DEFAULT_KEEP),
+            bool(cell["training"].get("deepspeed")),
+        )
+        print(
+            f"emogrid: training.keep_checkpoints={kept['policy']}: kept {kept['kept'] or 'no checkpoint'}, "
+            f"freed {kept['freed_bytes'] / 2**20:.1f} MiB",
+            file=sys.stderr,
+            flush=True,
+        )
         history = trainer.state.log_history
         if trainer.state.global_step == first_step and history and "train_runtime" in history[-1]:
             # Resumed at the final checkpoint (an evaluation-only rerun): this attempt trained no step,
@@ -644,6 +661,8 @@ def run_cell(cell: dict) -> Path:
                 # Every attempt of this cell (killed, preempted, retried), oldest first.
                 "starts": read_starts(out_dir / "starts.jsonl"),
                 "global_step": trainer.state.global_step,
+                # What training.keep_checkpoints left once the predictions were written.
+                "checkpoints": kept,
             },
         )
         write_json(
