@@ -253,7 +253,14 @@ def test_report_structure_follows_architecture(predictions):
     meld = report["datasets"]["meld"]
     assert meld["covered_labels"] == ["anger", "fear", "neutral"]
     assert list(meld["thresholds"]) == ["anger", "fear", "neutral"]
-    scalar_metrics = {"n", "f1_macro@0.5", "f1_macro@tuned", "f1_micro@0.5", "f1_micro@tuned"}
+    scalar_metrics = {
+        "n",
+        "prediction_spread",
+        "f1_macro@0.5",
+        "f1_macro@tuned",
+        "f1_micro@0.5",
+        "f1_micro@tuned",
+    }
     assert set(meld["validation"]) == scalar_metrics
     assert set(meld["test"]) == set(meld["validation"]) | {"per_class@0.5", "per_class@tuned"}
     assert meld["validation"]["n"] == 200 and meld["test"]["n"] == 220
@@ -460,3 +467,36 @@ def test_split_decisions_reproduce_the_report():
             recomputed = f1_macro(found[level]["truth"], found[level]["decisions"][mode])
             assert recomputed == pytest.approx(level_entry["test"][f"f1_macro@{mode}"])
     assert found["level"]["truth"][:, 0].tolist() == [True, False, False, True]
+
+
+def test_prediction_spread_is_reported_and_a_constant_model_is_named_in_the_tables(predictions, tmp_path):
+    from emogrid.report import collect_reports, constant_prediction_warning, summarize_metric, write_tables
+
+    report = evaluate_predictions(predictions, LABELS, GRID_SPEC, CELL)
+    meld = predictions[(predictions["dataset"] == "meld") & (predictions["split"] == "test")]
+    covered = np.flatnonzero(PARTIAL_MASK)
+    probs = stacked(meld, "probs")[:, covered]
+    expected = (probs.max(axis=0) - probs.min(axis=0)).max()
+    assert expected > 0.5
+    assert report["datasets"]["meld"]["test"]["prediction_spread"] == pytest.approx(expected)
+    io.write_json(tmp_path / "learned.json", report)
+    assert constant_prediction_warning(collect_reports([tmp_path / "learned.json"])) == ""
+    # The same cell with one output for every meld row (an uncovered column may differ: not scored).
+    flat = predictions.copy()
+    is_meld = flat["dataset"] == "meld"
+    first = np.asarray(flat.loc[is_meld, "probs"].iloc[0], dtype=float)
+    same = [first.copy() for _ in range(is_meld.sum())]
+    flat.loc[is_meld, "probs"] = pd.Series(same, index=flat.index[is_meld])
+    collapsed = evaluate_predictions(flat, LABELS, GRID_SPEC, CELL | {"seed": 2})
+    assert collapsed["datasets"]["meld"]["test"]["prediction_spread"] == 0.0
+    io.write_json(tmp_path / "collapsed.json", collapsed)
+    reports = collect_reports([tmp_path / "learned.json", tmp_path / "collapsed.json"])
+    warning = constant_prediction_warning(reports)
+    assert "all4/bce/none/seed2 on meld validation; all4/bce/none/seed2 on meld test" in warning
+    assert "seed1" not in warning and "goemotions" not in warning
+    paths = write_tables(summarize_metric(reports, "f1_macro@tuned"), tmp_path / "f1", warning=warning)
+    assert paths["md"].read_text().count("WARNING: these cells gave every row of a split the same") == 1
+    # Reports from before the spread existed: the note says the check did not run, not that all passed.
+    old = collect_reports([tmp_path / "learned.json"])
+    old = old[old["metric"] != "prediction_spread"]
+    assert constant_prediction_warning(old).startswith("Not checked for collapsed models")

@@ -24,9 +24,10 @@ def test_bce_gradient_matches_formula():
     torch.testing.assert_close(logits.grad.double(), expected)
 
 
-def test_asl_gradient_matches_formula():
+@pytest.mark.parametrize(("gp", "gn"), [(1.0, 4.0), (0.5, 0.5), (0.3, 2.5)])
+def test_asl_gradient_matches_formula(gp, gn):
     logits, targets, mask = _batch(1)
-    gp, gn, clip = 1.0, 4.0, 0.05
+    clip = 0.05
     logits.requires_grad_(True)
     asymmetric_loss(logits, targets, mask, gamma_neg=gn, gamma_pos=gp, clip=clip, eps=1e-12).backward()
     z = logits.detach()
@@ -36,10 +37,25 @@ def test_asl_gradient_matches_formula():
     d_pos = (gp * (1 - p) ** (gp - 1) * torch.log(p) - (1 - p) ** gp / p) * dp_dz
     # negative term L- = -q^gn log(1-q), q = max(p - clip, 0)
     q = (p - clip).clamp(min=0)
-    active = (p > clip).double()
-    d_neg = (-(gn * q ** (gn - 1) * torch.log(1 - q)) + q**gn / (1 - q)) * dp_dz * active
+    active = p > clip  # a clipped negative has no loss and no gradient (its formula is 0 * inf there)
+    d_neg = torch.where(active, (-(gn * q ** (gn - 1) * torch.log(1 - q)) + q**gn / (1 - q)) * dp_dz, 0.0)
     expected = (targets * d_pos + (1 - targets) * d_neg) * mask / mask.sum()
     torch.testing.assert_close(logits.grad.double(), expected, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize("name", ["asl", "combined"])
+def test_fractional_gammas_keep_gradients_finite_at_saturated_and_clipped_logits(name):
+    """Between 0 and 1 a gamma's power has an infinite derivative at 0, which a saturated positive
+    (1 - p rounds to 0) or a clipped negative (p below clip) reaches: without the clamp every entry's
+    gradient became NaN, masked ones included."""
+    logits = torch.tensor([[17.0, 20.0, -9.0, 0.3], [25.0, -30.0, 0.02, -0.5]], requires_grad=True)
+    targets = torch.tensor([[1.0, 0.0, 0.0, 1.0], [1.0, 0.0, 0.0, 0.0]])
+    mask = torch.tensor([[1.0, 0.0, 1.0, 1.0], [1.0, 1.0, 1.0, 1.0]])
+    loss = build_loss({"type": name, "gamma_pos": 0.5, "gamma_neg": 0.5, "clip": 0.05})
+    loss(logits, targets, mask).backward()
+    assert torch.isfinite(logits.grad).all(), logits.grad
+    assert torch.all(logits.grad[mask == 0] == 0)
+    assert logits.grad[0, 3] != 0 and logits.grad[1, 2] != 0  # the unsaturated entries still learn
 
 
 def test_asl_with_zero_gammas_and_clip_equals_bce():

@@ -179,6 +179,10 @@ def test_under_deepspeed_the_final_checkpoint_stays_whole(tmp_path):
     }
     with pytest.raises(ValueError, match="keep_checkpoints"):
         prune_finished(checkpoints, "some", deepspeed=False)
+    # none removes the folder also when no checkpoint in it is complete (a half-written one, say).
+    (checkpoints / "checkpoint-10" / "trainer_state.json").unlink()
+    assert prune_finished(checkpoints, "none", deepspeed=False)["freed_bytes"] > 0
+    assert not checkpoints.exists()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the fallback on a machine without CUDA")

@@ -129,6 +129,27 @@ def test_source_state_names_the_checkout_of_the_imported_code_not_the_working_di
     # An edit not committed: the commit alone would name code that did not run.
     (code / "pkg" / "m.py").write_text("x = 2\n")
     assert source_state(code / "pkg", workflow_dir=workflow)["git_dirty"] is True
+    # What the README says to edit in the checkout (the config, a profile) is not code: neither the
+    # package's flag nor the workflow's turns. An edited rule does turn the workflow's.
+    for folder in ("config", "profiles/slurm", "rules"):
+        (workflow / folder).mkdir(parents=True)
+        (workflow / folder / "f.yaml").write_text("a: 1\n")
+        (code / folder).mkdir(parents=True)
+        (code / folder / "f.yaml").write_text("a: 1\n")
+    for repo in (code, workflow):
+        _git(repo, "add", ".")
+        _git(repo, "commit", "-qm", "two")
+    head = _git(code, "rev-parse", "HEAD").stdout.strip()
+    for folder in ("config", "profiles/slurm"):
+        (workflow / folder / "f.yaml").write_text("a: 2\n")
+        (code / folder / "f.yaml").write_text("a: 2\n")
+    state = source_state(code / "pkg", workflow_dir=workflow)
+    assert state["git_dirty"] is False and state["workflow_git_dirty"] is False
+    (workflow / "rules" / "f.yaml").write_text("a: 2\n")
+    (code / "rules" / "f.yaml").write_text("a: 2\n")
+    state = source_state(code / "pkg", workflow_dir=workflow)
+    assert state["git_dirty"] is False, "the package's own files are unchanged"
+    assert state["workflow_git_dirty"] is True
     # Outside any checkout (an image's copy of the package) the build's record is used, and only then.
     monkeypatch.setenv("EMOGRID_GIT_COMMIT", "feedbeef")
     bare = tmp_path / "site-packages" / "pkg"
@@ -165,3 +186,6 @@ def test_the_run_table_warns_when_cells_ran_different_code():
     # A record from before the code digest existed shows an empty cell, not a third version.
     old = {k: v for k, v in base.items() if k not in ("inputs", "git_dirty")}
     assert code_warning(runs_table([base, old], [log, log])) == ""
+    # An edited rule or script counts too; an edited config does not reach either flag (source_state).
+    edited_workflow = runs_table([base | {"workflow_git_dirty": True}], [log])
+    assert edited_workflow["git commit"].tolist() == ["abc +uncommitted"]

@@ -399,6 +399,14 @@ def test_write_data_summary_files(tmp_path):
     assert not list((tmp_path / "tables").glob("*.tmp"))
     assert "differ from the published counts" not in paths["md"].read_text()
     assert "SYNTHETIC" not in paths["md"].read_text()
+    # Without the token files' counts the note says the empty column is not a count of 0.
+    assert "not a count of 0" in paths["md"].read_text()
+    counted = write_data_summary(
+        SUMMARIES,
+        tmp_path / "counted",
+        truncated={d: dict.fromkeys(s["splits"], 0) for d, s in SUMMARIES.items()},
+    )
+    assert "not a count of 0" not in counted["md"].read_text()
     assert not pd.read_csv(paths["csv"])[SYNTHETIC_COLUMN].any()
     marked = write_data_summary(SUMMARIES, tmp_path / "synthetic", synthetic=list(SUMMARIES))
     assert pd.read_csv(marked["csv"])[SYNTHETIC_COLUMN].all()

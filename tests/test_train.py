@@ -16,6 +16,7 @@ from emogrid.io import read_json
 from emogrid.train import (
     GradientHealthCallback,
     build_trainer,
+    collapse_warnings,
     masked_macro_f1,
     predict_split,
     resolve_precision,
@@ -344,6 +345,12 @@ def test_run_cell_writes_predictions_log_and_run_info(make_cell, tmp_path, monke
     log = read_json(out / "train_log.json")
     losses = [e["loss"] for e in log["log_history"] if "loss" in e]
     assert losses and all(np.isfinite(losses))
+    # A model that learned is not taken for a collapsed one; the same rows with one output for all are.
+    assert not any("same probabilities" in warning for warning in log["warnings"])
+    assert collapse_warnings("c", predictions) == []
+    flat = predictions.assign(probs=[probs[0]] * len(predictions))
+    flagged = [w.split(": every ")[1].split(" row")[0] for w in collapse_warnings("c", flat)]
+    assert flagged == ["alpha validation", "alpha test", "beta validation", "beta test"]
     evaluations = [e for e in log["log_history"] if "eval_f1_macro" in e]
     assert evaluations
     # Thresholds tuned on the same validation rows can only match or beat 0.5 (0.5 is in the grid).
@@ -368,6 +375,20 @@ def test_run_cell_writes_predictions_log_and_run_info(make_cell, tmp_path, monke
     rerun = read_json(run_cell(cell) / "train_log.json")
     assert rerun["resumed_from"] and "checkpoint-" in rerun["resumed_from"]
     assert rerun["global_step"] == log["global_step"]
+
+
+def test_evaluating_during_training_does_not_change_the_trained_model(make_cell, tmp_path):
+    """Creating the evaluation DataLoader draws from torch's CPU generator; unless the state is put
+    back, every later dropout mask moves and eval_steps acts as a hidden seed (predictions moved by up
+    to 0.1 on this corpus)."""
+    runs = {}
+    for eval_steps in (0, 5):
+        cell = make_cell(num_train_epochs=2, eval_steps=eval_steps, output_dir=tmp_path / f"eval{eval_steps}")
+        out = run_cell(cell)
+        log = read_json(out / "train_log.json")
+        assert any("eval_f1_macro" in entry for entry in log["log_history"]) == (eval_steps > 0)
+        runs[eval_steps] = np.stack(pd.read_parquet(out / "predictions.parquet")["probs"])
+    np.testing.assert_array_equal(runs[0], runs[5])
 
 
 def test_masking_off_trains_uncovered_labels_as_negatives_and_still_scores_covered_ones(make_cell, tmp_path):

@@ -363,6 +363,14 @@ def test_methods_caption_states_the_actual_config(overlays):
     assert (f"{steps} optimizer steps per cell" in text) == (steps > 0)
     assert (f"{config['training']['num_train_epochs']} epochs" in text) == (steps <= 0)
     assert ("did **not** train for the same" in text) == (steps <= 0 and len(mixes) > 1)
+    t = config["training"]
+    rows = t["per_device_train_batch_size"] * t["gradient_accumulation_steps"] * max(t["gpus"], 1)
+    assert f"= {rows} rows per optimizer step" in text
+    assert (f"× {t['gpus']} GPUs" in text) == (t["gpus"] > 1)
+    config["training"]["gpus"] = 4  # the README's gpu4 overlay: four times the rows per step
+    text = env.from_string(template).render(snakemake=type("S", (), {"config": config}))
+    per_gpu = t["per_device_train_batch_size"] * t["gradient_accumulation_steps"]
+    assert f"× 4 GPUs = {4 * per_gpu} rows per optimizer step" in text
 
 
 @pytest.mark.parametrize("overlays", [(), ("config/demo.yaml",)])
@@ -384,9 +392,16 @@ def test_every_caption_renders_and_the_statistics_captions_state_their_methods(o
     assert f"{statistics['resamples']} resamples" in rendered["f1_macro.rst"]
     assert "0.64" in rendered["f1_macro.rst"] and "0.69" in rendered["f1_macro.rst"]
     assert "**ekman** (7 groups" in rendered["f1_macro.rst"]
-    # The caption's count of labels averaged per dataset is the library's coverage of its map.
-    for name in config["evaluation"]["datasets"]:
-        covered = covered_labels(config["datasets"][name], config["labels"])
-        assert f"{name} {len(covered)}" in rendered["f1_macro.rst"]
+    # The caption's count of labels averaged per dataset is the library's coverage of its map, in the
+    # tables' (evaluation) order, also for a subset.
+    for evaluated in (config["evaluation"]["datasets"], ["meld", "goemotions"]):
+        config["evaluation"]["datasets"] = evaluated
+        caption = env.from_string((REPO_ROOT / "report/f1_macro.rst").read_text()).render(
+            snakemake=snakemake_object
+        )
+        counts = ", ".join(
+            f"{name} {len(covered_labels(config['datasets'][name], config['labels']))}" for name in evaluated
+        )
+        assert f"covers ({counts})," in caption
     strategies = rendered["workflow.rst"].split("Imbalance strategies:")[1].split("\n")[0]
     assert strategies.count("**") == 2 * len(config["imbalance"])

@@ -3,7 +3,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from emogrid.report import add_intervals, collect_reports, summarize_metric, write_tables
+from emogrid.report import (
+    add_intervals,
+    collect_reports,
+    constant_prediction_warning,
+    summarize_metric,
+    write_tables,
+)
 
 sys.stderr = open(snakemake.log[0], "w")
 
@@ -11,12 +17,14 @@ reports = collect_reports(snakemake.input.reports)
 intervals = pd.read_csv(snakemake.input.intervals, keep_default_na=False, na_values=[""])
 confidence = snakemake.params.confidence
 synthetic = snakemake.params.synthetic
+warning = constant_prediction_warning(reports)
 # Every macro-F1 (labels and grouped levels) with its bootstrap interval; micro-F1 without.
 write_tables(
     add_intervals(summarize_metric(reports, "f1_macro@tuned", levels=None), intervals, "tuned"),
     Path(snakemake.output.csv).with_suffix(""),
     confidence=confidence,
     synthetic=synthetic,
+    warning=warning,
 )
 write_tables(
     add_intervals(summarize_metric(reports, "f1_macro@0.5", levels=None), intervals, "0.5"),
@@ -24,6 +32,7 @@ write_tables(
     title="Test macro-F1 (threshold 0.5)",
     confidence=confidence,
     synthetic=synthetic,
+    warning=warning,
     thresholds="every threshold fixed at 0.5 (no tuning)",
 )
 write_tables(
@@ -31,4 +40,5 @@ write_tables(
     Path(snakemake.output.micro).with_suffix(""),
     title="Test micro-F1 (tuned thresholds)",
     synthetic=synthetic,
+    warning=warning,
 )

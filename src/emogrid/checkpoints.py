@@ -261,13 +261,13 @@ def prune_finished(checkpoints: Path, keep: str, deepspeed: bool) -> dict:
     """
     if keep not in ("weights", "all", "none"):
         raise ValueError(f"training.keep_checkpoints: {keep!r} is not one of weights, all, none")
+    if keep == "none":
+        freed = _size(checkpoints) if checkpoints.is_dir() else 0
+        shutil.rmtree(checkpoints, ignore_errors=True)
+        return {"policy": keep, "kept": None, "freed_bytes": freed}
     final = last_complete_checkpoint(checkpoints)
     if keep == "all" or final is None:
         return {"policy": keep, "kept": final, "freed_bytes": 0}
-    if keep == "none":
-        freed = _size(checkpoints)
-        shutil.rmtree(checkpoints)
-        return {"policy": keep, "kept": None, "freed_bytes": freed}
     final = Path(final)
     doomed = [p for p in checkpoints.iterdir() if p.is_dir() and p != final and "checkpoint-" in p.name]
     if not deepspeed:

@@ -204,14 +204,30 @@ def _shared_mask(dataset: str, splits: Mapping[str, SplitArrays]) -> np.ndarray:
     return masks[0].astype(bool)
 
 
+# A model whose probabilities for every covered label differ between rows by less than this gives all
+# rows the same output (float noise aside): it learned nothing from the text, and its scores are a
+# constant predictor's. Flagged in the training log, the runs table and the F1 tables' notes.
+CONSTANT_SPREAD = 1e-4
+
+
+def prediction_spread(probs: np.ndarray, covered_idx: np.ndarray) -> float:
+    """The largest difference between two rows' probabilities of one covered label (0 for one row)."""
+    if len(probs) == 0 or len(covered_idx) == 0:
+        return 0.0
+    columns = probs[:, covered_idx]
+    return float((columns.max(axis=0) - columns.min(axis=0)).max())
+
+
 def _split_metrics(
     arrays: SplitArrays, thresholds: np.ndarray, covered_idx: np.ndarray, labels, *, with_per_class: bool
 ) -> dict:
-    """n, macro/micro F1 at 0.5 and at the tuned thresholds, optionally per-class F1 for both."""
+    """n, macro/micro F1 at 0.5 and at the tuned thresholds, the prediction spread (CONSTANT_SPREAD),
+    optionally per-class F1 for both."""
     at_default = score(arrays.labels, arrays.probs >= DEFAULT_THRESHOLD, covered_idx, labels)
     at_tuned = score(arrays.labels, arrays.probs >= thresholds[None, :], covered_idx, labels)
     metrics: dict[str, Any] = {
         "n": arrays.n,
+        "prediction_spread": prediction_spread(arrays.probs, covered_idx),
         "f1_macro@0.5": at_default["f1_macro"],
         "f1_macro@tuned": at_tuned["f1_macro"],
         "f1_micro@0.5": at_default["f1_micro"],

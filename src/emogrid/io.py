@@ -79,6 +79,16 @@ def write_parquet(path: str | Path, frame) -> None:
         frame.to_parquet(tmp, index=False)
 
 
+def parquet_attrs(path: str | Path) -> dict:
+    """The pandas `attrs` a parquet file was written with, read from its metadata (not its rows)."""
+    import pyarrow.parquet as pq
+
+    metadata = pq.read_schema(path).metadata or {}
+    # pyarrow keeps a frame's attrs under PANDAS_ATTRS; older writers put them in the pandas metadata.
+    attrs = json.loads(metadata.get(b"PANDAS_ATTRS", b"{}"))
+    return attrs or json.loads(metadata.get(b"pandas", b"{}")).get("attrs", {})
+
+
 def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 

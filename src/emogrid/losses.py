@@ -71,14 +71,18 @@ def asymmetric_loss(
     Positives: -(1-p)^gamma_pos * log(p).  Negatives: -p_m^gamma_neg * log(1-p_m) with the shifted
     probability p_m = max(p - clip, 0), which discards easy negatives entirely.
     The focusing weights are part of the graph (the paper's formula), so gradients follow it exactly.
+    Their bases are clamped at `eps` before the power: for a gamma between 0 and 1 the power's
+    derivative at 0 is infinite, and a saturated logit (1 - p rounds to 0 in float32 from a logit of
+    about 17) or a clipped negative would turn every gradient of the batch into NaN, masked entries'
+    included. Below `eps` the weight gets no gradient; above it nothing changes.
     """
     logits, targets = logits.float(), targets.float()
     p = torch.sigmoid(logits)
     p_neg = (p - clip).clamp(min=0) if clip > 0 else p
-    loss_pos = targets * (1 - p).pow(gamma_pos) * torch.log(p.clamp(min=eps))
+    loss_pos = targets * (1 - p).clamp(min=eps).pow(gamma_pos) * torch.log(p.clamp(min=eps))
     if pos_weight is not None:
         loss_pos = loss_pos * pos_weight.to(device=logits.device, dtype=torch.float32)
-    loss_neg = (1 - targets) * p_neg.pow(gamma_neg) * torch.log((1 - p_neg).clamp(min=eps))
+    loss_neg = (1 - targets) * p_neg.clamp(min=eps).pow(gamma_neg) * torch.log((1 - p_neg).clamp(min=eps))
     return masked_mean(-(loss_pos + loss_neg), mask, count)
 
 

@@ -92,9 +92,15 @@ def package_versions() -> dict[str, str | None]:
     return found
 
 
-def git_state(folder: str | Path) -> tuple[str, bool | None]:
-    """(commit, has uncommitted changes to tracked files) of the git checkout holding `folder`;
-    ("unknown", None) outside one or without git."""
+# What a user edits in the checkout to run it: the science config (recorded apart, in
+# config.resolved.yaml and every cell.json) and the machine profiles. Editing them, as the README says
+# to, does not make the code that ran differ from its commit.
+NOT_CODE = ("config", "profiles")
+
+
+def git_state(folder: str | Path, exclude: tuple[str, ...] = ()) -> tuple[str, bool | None]:
+    """(commit, has uncommitted changes to tracked files under `folder`, outside the `exclude` paths
+    relative to it) of the git checkout holding `folder`; ("unknown", None) outside one or without git."""
 
     def git(*args: str) -> str:
         return subprocess.run(
@@ -102,8 +108,9 @@ def git_state(folder: str | Path) -> tuple[str, bool | None]:
         ).stdout
 
     try:
+        pathspec = [".", *(f":(exclude){path}" for path in exclude)]
         return git("rev-parse", "HEAD").strip(), bool(
-            git("status", "--porcelain", "--untracked-files=no").strip()
+            git("status", "--porcelain", "--untracked-files=no", "--", *pathspec).strip()
         )
     except (OSError, subprocess.SubprocessError):
         return "unknown", None
@@ -111,9 +118,10 @@ def git_state(folder: str | Path) -> tuple[str, bool | None]:
 
 def source_state(package_dir: str | Path | None = None, workflow_dir: str | Path = ".") -> dict:
     """Which code ran. `git_commit`/`git_dirty`: the checkout holding the emogrid package that was
-    imported (git runs in the package's folder: the working directory may be another checkout, and
-    inside an image, whose copy of the package has no .git, the build may record the commit in
-    EMOGRID_GIT_COMMIT). `workflow_git_*`: the checkout Snakemake ran in (Snakefile, rules, config).
+    imported, dirty when the package's own files differ from that commit (git runs in the package's
+    folder: the working directory may be another checkout, and inside an image, whose copy of the
+    package has no .git, the build may record the commit in EMOGRID_GIT_COMMIT). `workflow_git_*`: the
+    checkout Snakemake ran in (Snakefile, rules, scripts), dirty outside config/ and profiles/ (NOT_CODE).
     With an editable install both are the same checkout."""
     package_dir = Path(package_dir or Path(__file__).resolve().parent)
     commit, dirty = git_state(package_dir)
@@ -121,7 +129,7 @@ def source_state(package_dir: str | Path | None = None, workflow_dir: str | Path
     # An image built without the commit says "unknown" (the def file's default) or nothing (Docker's).
     if commit == "unknown" and os.environ.get(GIT_COMMIT_ENV, "unknown") not in ("", "unknown"):
         state |= {"git_commit": os.environ[GIT_COMMIT_ENV], "git_commit_from": GIT_COMMIT_ENV}
-    state["workflow_git_commit"], state["workflow_git_dirty"] = git_state(workflow_dir)
+    state["workflow_git_commit"], state["workflow_git_dirty"] = git_state(workflow_dir, NOT_CODE)
     return state
 
 

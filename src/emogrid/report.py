@@ -26,6 +26,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from emogrid import io
+from emogrid.evaluate import CONSTANT_SPREAD
 from emogrid.htmlpage import synthetic_warning, to_html_document
 
 LONG_COLUMNS = ["mix", "loss", "imbalance", "seed", "dataset", "level", "split", "metric", "label", "value"]
@@ -216,6 +217,29 @@ def _with_synthetic_column(frame: pd.DataFrame, synthetic: Sequence[str]) -> pd.
     return frame.assign(**{SYNTHETIC_COLUMN: frame["dataset"].isin(list(synthetic))})
 
 
+def constant_prediction_warning(long_df: pd.DataFrame) -> str:
+    """A sentence naming the cells whose model gave every validation or test row of a dataset the same
+    probabilities (`prediction_spread` below evaluate.CONSTANT_SPREAD: it learned nothing from the
+    text); "" when none did; a sentence saying the check did not run when the reports predate it."""
+    spread = long_df[(long_df["metric"] == "prediction_spread") & (long_df["level"] == LABEL_LEVEL)]
+    if spread.empty:
+        return (
+            "Not checked for collapsed models (constant predictions): the eval reports predate the check "
+            "(snakemake --forcerun evaluate writes it, retraining nothing). "
+        )
+    flat = spread[spread["value"] < CONSTANT_SPREAD]
+    if flat.empty:
+        return ""
+    flagged = [
+        f"{row.mix}/{row.loss}/{row.imbalance}/seed{row.seed} on {row.dataset} {row.split}"
+        for row in flat.itertuples(index=False)
+    ]
+    return (
+        "WARNING: these cells gave every row of a split the same probabilities (a collapsed model; their "
+        f"scores are a constant predictor's, not a comparison of losses or mixes): {'; '.join(flagged)}. "
+    )
+
+
 def write_tables(
     summary: pd.DataFrame,
     out_prefix: str | Path,
@@ -223,19 +247,21 @@ def write_tables(
     confidence: float | None = None,
     synthetic: Sequence[str] = (),
     thresholds: str = "thresholds tuned on validation",
+    warning: str = "",
 ) -> dict[str, Path]:
     """Write `summary` (from `summarize_metric`, optionally `add_intervals`) as <prefix>.csv (tidy
     numbers, columns SUMMARY_COLUMNS [+ INTERVAL_COLUMNS] + [SYNTHETIC_COLUMN]) and as the
     "mean ± std (n=k) [low, high]" display table in <prefix>.md and <prefix>.html. `synthetic`: the
     datasets read from the demo corpus, marked in the csv and named first in the note. `thresholds`:
-    how the scores were thresholded, as the note says it."""
+    how the scores were thresholded, as the note says it. `warning` (constant_prediction_warning) opens
+    the note."""
     _check_summary(summary)
     display = _display_table(summary).reset_index()
     paths = _output_paths(out_prefix)
     has_intervals = set(INTERVAL_COLUMNS) <= set(summary.columns)
     numbers = summary[SUMMARY_COLUMNS + (INTERVAL_COLUMNS if has_intervals else [])]
     _write_csv(paths["csv"], _with_synthetic_column(numbers, synthetic))
-    note = synthetic_warning(synthetic)
+    note = warning + synthetic_warning(synthetic)
     note += f"Mean ± std over seeds (ddof=1; n/a with one seed); {thresholds}."
     if has_intervals:
         level = f"{confidence:.0%} " if confidence is not None else ""
@@ -533,7 +559,7 @@ def data_summary_table(
       row also has (empty for train);
     - text_in_other_train, given `other_train` (`emogrid.preprocess.cross_dataset_overlap`): the same
       against the other datasets' train splits, which a mix trains on too;
-    - truncated, given `truncated` (`emogrid.tokenize.truncated_rows` of each token file): kept rows
+    - truncated, given `truncated` (the `truncated_rows` each token file records): kept rows
       whose text has more tokens than model.max_length, so the model sees only its beginning."""
     other_train = other_train or {}
     truncated = truncated or {}
@@ -628,7 +654,15 @@ def write_data_summary(
     _write_csv(paths["csv"], _with_synthetic_column(rows_table, synthetic))
     _write_csv(paths["label_counts_csv"], _with_synthetic_column(frequency.reset_index(), synthetic))
     mismatches = row_count_mismatches(summaries)
-    rows_note = synthetic_warning(synthetic) + "Per dataset and split, with the reasons rows were dropped."
+    rows_note = synthetic_warning(synthetic) + (
+        "Per dataset and split, with the reasons rows were dropped. truncated: kept rows with more tokens "
+        "than the model's max_length, which training and scoring see only the beginning of."
+    )
+    if rows_table["truncated"].isna().any():
+        rows_note += (
+            " An empty truncated cell: the token file was written before the count existed (2026-12-07),"
+            " not a count of 0."
+        )
     if mismatches:
         rows_note += (
             " Rows read differ from the published counts (expected for the synthetic demo corpus or a"

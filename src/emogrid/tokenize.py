@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.parquet as pq
 
 from emogrid.io import write_parquet
 
@@ -92,16 +91,6 @@ def count_truncated(tokenizer, texts: list[str], ids: list[np.ndarray], max_leng
     return sum(len(row) > max_length for row in full)
 
 
-def truncated_rows(token_file: str | Path) -> int | None:
-    """The `truncated_rows` a token file records (None for files written before it was recorded);
-    read from the file's metadata, not its rows."""
-    metadata = pq.read_schema(token_file).metadata or {}
-    # pyarrow keeps a frame's attrs under PANDAS_ATTRS; older writers put them in the pandas metadata.
-    attrs = json.loads(metadata.get(b"PANDAS_ATTRS", b"{}"))
-    attrs = attrs or json.loads(metadata.get(b"pandas", b"{}")).get("attrs", {})
-    return attrs.get("truncated_rows")
-
-
 def tokenizer_record(tokenizer, max_length: int, folder: str | Path | None = None) -> dict:
     """What made a token file: the tokenizer's class, a digest of its backend (normalizer,
     pre-tokenizer, model, post-processor, added tokens) and the max length; stored in the file."""
@@ -131,7 +120,7 @@ def tokenize_split(
     """Write `out_path` = the unified rows of `unified_path` plus `input_ids`; returns the row count.
 
     The file's metadata records the tokenizer (`tokenizer_record`; `folder`: where it was loaded from)
-    and how many rows max_length cut (`truncated_rows`, shown in the data summary).
+    and how many rows max_length cut (`attrs["truncated_rows"]`, shown in the data summary).
     """
     frame = pd.read_parquet(unified_path)
     texts = frame["text"].tolist()

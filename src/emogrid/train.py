@@ -43,7 +43,13 @@ from emogrid.checkpoints import (
 )
 from emogrid.devices import cpu_fallback_message, describe_devices
 from emogrid.errors import EmogridError, NonFiniteTrainingError
-from emogrid.evaluate import DEFAULT_THRESHOLD_GRID, score, tune_covered_thresholds
+from emogrid.evaluate import (
+    CONSTANT_SPREAD,
+    DEFAULT_THRESHOLD_GRID,
+    prediction_spread,
+    score,
+    tune_covered_thresholds,
+)
 from emogrid.hub import SOURCE_FILE
 from emogrid.imbalance import label_frequencies, positive_weights, sampling_weights
 from emogrid.io import file_hash, read_json, readable_as_umask_allows, write_json, write_parquet
@@ -106,6 +112,14 @@ class EmotionTrainer(Trainer):
             # Checked once per optimizer step, with the gradient norm (no extra device sync).
             self._step_losses.append(loss.detach())
         return (loss, outputs) if return_outputs else loss
+
+    def evaluate(self, *args, **kwargs):
+        """Trainer.evaluate with the CPU random state put back afterwards: creating the evaluation
+        DataLoader draws a seed from torch's global CPU generator, so evaluating during training would
+        otherwise shift every later dropout mask on CPU, and how often a cell is evaluated would change
+        the model it trains."""
+        with torch.random.fork_rng(devices=[]):
+            return super().evaluate(*args, **kwargs)
 
     def get_batch_samples(self, epoch_iterator, num_batches, device):
         """The step's micro-batches, and the covered label entries among them on every process."""
@@ -634,6 +648,9 @@ def run_cell(cell: dict) -> Path:
         stop.uninstall()
     if trainer.is_world_process_zero():
         write_parquet(out_dir / "predictions.parquet", predictions)
+        for warning in collapse_warnings(cell["name"], predictions):
+            print(f"emogrid: WARNING: {warning}", file=sys.stderr, flush=True)
+            warnings_seen.append(warning)
         kept = prune_finished(
             checkpoints,
             cell["training"].get("keep_checkpoints", DEFAULT_KEEP),
@@ -691,6 +708,22 @@ def run_cell(cell: dict) -> Path:
             | {"eval_inputs": {path: file_hash(Path(path)) for path in cell["eval_files"]}},
         )
     return out_dir
+
+
+def collapse_warnings(cell_name: str, predictions: pd.DataFrame) -> list[str]:
+    """A warning per dataset and split whose rows all got the same probabilities (CONSTANT_SPREAD): a
+    collapsed model, which no loss curve or gradient norm need show. The F1 tables' notes apply the
+    same test to the eval reports."""
+    warnings_found = []
+    for (dataset, split), part in predictions.groupby(["dataset", "split"], sort=False):
+        covered = np.flatnonzero(np.asarray(part["label_mask"].iloc[0]))
+        spread = prediction_spread(np.stack(part["probs"].to_numpy()), covered)
+        if spread < CONSTANT_SPREAD:
+            warnings_found.append(
+                f"cell {cell_name}: every {dataset} {split} row got the same probabilities (largest "
+                f"difference between rows {spread:.1e}): the model learned nothing from the text"
+            )
+    return warnings_found
 
 
 def model_source(path: str) -> dict | None:
