@@ -2,22 +2,15 @@ import json
 from pathlib import Path
 
 from snakemake import __version__ as SNAKEMAKE_VERSION
-from snakemake.exceptions import WorkflowError
-from snakemake.utils import validate
 
-from emogrid.errors import ConfigError
 from emogrid.config import (
     cell_config,
     cell_dir,
-    check_config,
-    check_config_files,
-    check_whole_numbers,
-    config_problem,
+    check_workflow_config,
     evaluation_datasets,
     grid_cells,
     recorded_config,
     requested_gpus,
-    resolve_config,
     synthetic_datasets,
     token_file,
     train_launcher,
@@ -25,14 +18,7 @@ from emogrid.config import (
 
 SCHEMA = "../schemas/config.schema.yaml"
 
-try:
-    check_config_files(workflow.configfiles)
-    validate(config, schema=SCHEMA)
-    check_whole_numbers(config, workflow.source_path(SCHEMA))
-    resolve_config(config)
-    check_config(config)
-except (WorkflowError, ConfigError) as error:
-    raise config_problem(error, workflow.configfiles) from None
+check_workflow_config(config, workflow.configfiles, workflow.source_path(SCHEMA))
 
 RESULTS = config["results"]
 SPLITS = ["train", "validation", "test"]

@@ -17,6 +17,7 @@ from emogrid.config import (
     check_whole_numbers,
     config_problem,
     grid_cells,
+    main,
     recorded_config,
     synthetic_datasets,
 )
@@ -567,3 +568,51 @@ def test_shipped_config_files_have_no_key_twice_and_anchors_json_and_repeated_fi
     tabbed = tmp_path / "tabbed.json"
     tabbed.write_text('{\n\t"seeds": [1]\n}\n')
     check_config_files([str(anchored), str(tabbed)])
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "problem"),
+    [
+        # Snakemake 9.27 says only "Config file is not valid JSON or YAML" for each of these.
+        ("training:\n  learning_rate: [1.0e-4\n", ":3:1:", "flow sequence (from line 2)"),
+        ("training:\n\tmax_steps: 5\n", ":2:1:", "'\\t' that cannot start any token"),
+        ("training:\n  max_steps: 5\n num_train_epochs: 2\n", ":3:2:", "block mapping (from line 1)"),
+        ("", ":", "needs keys at its top level"),
+        ("- training\n", ":", "needs keys at its top level, not list"),
+    ],
+)
+def test_the_config_checker_names_the_file_and_line_of_a_file_snakemake_cannot_read(
+    tmp_path, capsys, text, where, problem
+):
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text(text)
+    assert main(["--workflow", str(REPO_ROOT), str(overlay)]) == 1
+    error = capsys.readouterr().err
+    assert f"{overlay}{where}" in error and problem in error, error
+
+
+@pytest.mark.parametrize(
+    ("overlay", "key"),
+    [
+        ("trainig: {epochs: 3}", "config key 'trainig': not a known key; did you mean 'training'?"),
+        ("mixes: {bad: {goemotions: 1.0, emobank: 1.0}}", "config key 'mixes.bad.emobank'"),
+        ("seeds: [1.0, 2]", "config key 'seeds[0]': must be a whole number"),
+        ("training: {max_steps: 5}\nseeds: [1]\ntraining: {max_steps: 6}", "config key 'training'"),
+    ],
+)
+def test_the_config_checker_makes_the_workflows_checks(tmp_path, capsys, monkeypatch, overlay, key):
+    monkeypatch.chdir(REPO_ROOT)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(overlay + "\n")
+    assert main(["config/demo.yaml", str(bad)]) == 1
+    error = capsys.readouterr().err
+    assert key in error and f"config/demo.yaml, {bad}]" in error, error
+
+
+def test_the_config_checker_passes_the_shipped_configs_and_counts_their_cells(capsys, monkeypatch):
+    monkeypatch.chdir(REPO_ROOT)
+    for overlays in [(), ("config/demo.yaml",), ("config/minilm_cpu.yaml", "config/minilm_cpu_grid.yaml")]:
+        assert main(list(overlays)) == 0
+        cells = len(grid_cells(load_config(*overlays)))
+        out = capsys.readouterr().out
+        assert f"valid; {cells} cells in the grid" in out, out

@@ -9,7 +9,7 @@ import re
 from collections.abc import Sequence
 from itertools import product
 
-from emogrid.errors import ConfigError
+from emogrid.errors import ConfigError, ConfigFileError
 from emogrid.hub import check_model_folder
 from emogrid.io import read_json
 from emogrid.settings import loss_settings
@@ -107,6 +107,89 @@ def _check_finite(value, key: str = "") -> None:
             _check_finite(item, f"{key}[{index}]")
     elif isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(key or "(top level)", f"must be a finite number, got {value}")
+
+
+def check_workflow_config(config: dict, configfiles: Sequence[str], schema_file: str) -> None:
+    """Every check the workflow makes on its merged config before any job, in order, with the schema's
+    defaults filled in and `resolve_config` applied (in place). Any failure is one `ConfigError` naming
+    the key and the config files. The workflow (rules/common.smk) and `python -m emogrid.config` both
+    run this."""
+    # Imported here: what the workflow imports from emogrid when it parses stays standard-library only.
+    from snakemake.exceptions import WorkflowError
+    from snakemake.utils import validate
+
+    try:
+        check_config_files(configfiles)
+        validate(config, schema=schema_file)
+        check_whole_numbers(config, schema_file)
+        resolve_config(config)
+        check_config(config)
+    except (WorkflowError, ConfigError) as error:
+        raise config_problem(error, configfiles) from None
+
+
+def load_config_file(path: str) -> dict:
+    """One config file, read as Snakemake reads it (JSON, else YAML), but a syntax error names the file,
+    line and column: Snakemake 9's message for it is "Config file is not valid JSON or YAML" with no
+    file named, and an empty or non-mapping file gets no name either."""
+    import json
+
+    import yaml  # Here, not at the top: see check_config_files.
+
+    with open(path, encoding="utf-8") as file:
+        text = file.read()
+    try:
+        loaded = json.loads(text)
+    except ValueError:
+        try:
+            loaded = yaml.safe_load(text)
+        except yaml.YAMLError as error:
+            mark = getattr(error, "problem_mark", None)
+            context, start = getattr(error, "context", None), getattr(error, "context_mark", None)
+            if context and start is not None and (mark is None or start.line != mark.line):
+                context += f" (from line {start.line + 1})"
+            parts = (context, getattr(error, "problem", None))
+            what = ": ".join(str(part) for part in parts if part) or str(error)
+            raise ConfigFileError(
+                path,
+                f"not valid YAML: {what}",
+                None if mark is None else mark.line + 1,
+                None if mark is None else mark.column + 1,
+            ) from None
+    if not isinstance(loaded, dict):
+        raise ConfigFileError(path, f"needs keys at its top level, not {type(loaded).__name__}")
+    return loaded
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m emogrid.config OVERLAY.yaml ...`: check config files as `snakemake --configfile
+    config/config.yaml OVERLAY.yaml ...` would, from the workflow's folder, without building the DAG.
+    Run it when Snakemake says only "Config file is not valid JSON or YAML"."""
+    import argparse
+    import sys
+
+    from snakemake.utils import update_config
+
+    parser = argparse.ArgumentParser(
+        prog="python -m emogrid.config", description="Check config files as the workflow would."
+    )
+    parser.add_argument("configfiles", nargs="*", help="overlays, merged in order over config/config.yaml")
+    parser.add_argument("--workflow", default=".", help="the workflow's folder (default: the current one)")
+    args = parser.parse_args(argv)
+    base = os.path.normpath(os.path.join(args.workflow, "config", "config.yaml"))
+    files = [base, *args.configfiles]
+    config: dict = {}
+    try:
+        for path in files:
+            update_config(config, load_config_file(path))
+        check_workflow_config(config, files, os.path.join(args.workflow, "schemas", "config.schema.yaml"))
+    except (OSError, ConfigError, ConfigFileError) as error:
+        print(f"emogrid.config: {error}", file=sys.stderr)
+        return 1
+    cells = len(grid_cells(config))
+    grid = f"{cells} cell{'s' * (cells != 1)} in the grid"
+    print(f"{', '.join(files)}: valid; {grid}, results in {config['results']}")
+    return 0
 
 
 def check_config_files(configfiles: Sequence[str]) -> None:
@@ -478,3 +561,7 @@ def requested_gpus(gpu: int | str | None, gres: str | None) -> int:
             count = model
         from_gres = int(count) if count else 1
     return max(int(gpu or 0), from_gres)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -36,6 +36,15 @@ class ConfigError(EmogridError):
         super().__init__(f"config key '{key}': {problem}")
 
 
+class ConfigFileError(EmogridError):
+    """A config file cannot be read as a config: `path:line:column: problem`."""
+
+    def __init__(self, path: str, problem: str, line: int | None = None, column: int | None = None):
+        self.path, self.problem, self.line, self.column = path, problem, line, column
+        where = ":".join(str(part) for part in (path, line, column) if part is not None)
+        super().__init__(f"{where}: {problem}")
+
+
 class HubError(EmogridError):
     """The model named in the config could not be fetched from the Hugging Face hub."""
 
