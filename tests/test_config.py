@@ -149,6 +149,29 @@ def test_one_file_under_two_names_names_the_key(config):
             lambda c: c["datasets"]["meld"].update(label_map={}),
             r"datasets\.meld\.label_map.*maps no source label",
         ),
+        # MELD used to pass and count as annotating all 28 labels; SemEval failed with a garbled header
+        # error, ISEAR blamed its data.
+        (
+            lambda c: c["datasets"]["meld"].update(label_map="identity"),
+            r"datasets\.meld\.label_map.*meld reader",
+        ),
+        (
+            lambda c: c["datasets"]["semeval2018_ec"].update(label_map="identity"),
+            r"semeval2018_ec\.label_map",
+        ),
+        # Whole folds of respondents give 1/2 for a test share of 0.4 (round(2.5) == 2): silently, before.
+        (
+            lambda c: c["datasets"]["isear"]["split"].update(
+                fractions={"train": 0.5, "validation": 0.1, "test": 0.4}
+            ),
+            r"datasets\.isear\.split\.fractions.*train 0\.417, validation 0\.083, test 0\.500",
+        ),
+        (
+            lambda c: c["datasets"]["isear"]["split"].update(
+                fractions={"train": 0.6, "validation": 0.1, "test": 0.3}
+            ),
+            r"datasets\.isear\.split\.fractions.*would give",
+        ),
     ],
 )
 def test_cross_field_checks_name_the_key(config, change, key):
@@ -394,6 +417,13 @@ def test_gpu_count_comes_from_gpu_or_gres():
         ),
         (lambda c: c.update(trainning={}), ["trainning"], []),
         (lambda c: c["training"].update(learning_rate="fast"), ["training", "learning_rate"], ["number"]),
+        # numpy refused these inside the preprocess or training job, naming neither key nor file.
+        (lambda c: c["datasets"]["isear"]["split"].update(seed=-1), ["isear", "split", "seed"], []),
+        (lambda c: c.update(seeds=[2**32]), ["seeds"], ["4294967295"]),
+        # A misspelt split was only warned about, after preprocessing.
+        (lambda c: c["datasets"]["meld"].update(expected_rows={"trian": 9989}), ["expected_rows"], ["trian"]),
+        # Braces are wildcards to Snakemake: every output path would need a value for them.
+        (lambda c: c.update(results="results/x{dataset}"), ["results"], []),
     ],
 )
 def test_schema_errors_name_the_key_path_and_the_allowed_values(config, change, path_parts, allowed):

@@ -1,6 +1,7 @@
 """Readers: the native formats with their quirks, every kind of bad input, the ISEAR split, and the
 real files (when ../shared/data is there)."""
 
+import copy
 import shutil
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from data_fixtures import (
     write_bytes,
     write_lines,
 )
+from emogrid.config import check_config
 from emogrid.errors import ConfigError, DatasetFormatError
 from emogrid.labels import covered_labels
 from emogrid.readers import (
@@ -307,6 +309,9 @@ def test_clean_isear_text(raw, clean):
         (isear_line(7, 2, "joy", "text"), 2, "Field1 'joy' has EMOT code 1, the row has EMOT '2'"),
         (isear_line(7, 1, "joy", "text").replace("|0000071|", "|0000072|"), 2, "MYKEY '0000072'"),
         (isear_line(7, 1, "joy", "text").replace("|3|3|0000071|", "|3|3|1|0000071|"), 2, "MYKEY '1'"),
+        # A '|' after STATE used to move STATE into the text: a non-answer became "[ No response.] 1".
+        (isear_line(7, 1, "joy", "[ No response.]", state="1|extra"), 2, "STATE (the last field"),
+        (isear_line(7, 1, "joy", "text", state="1|"), 2, "before the trailing '|') is ''"),
     ],
 )
 def test_isear_bad_input_names_file_and_line(tmp_path, config, line, bad_line, problem):
@@ -357,6 +362,21 @@ def test_isear_split_is_grouped_stratified_roughly_80_10_10_and_deterministic(co
         assert abs(share - fraction) < 0.03, (split, share)
         strata = [r.stratum for r, s in zip(records, assigned, strict=True) if s == split]
         assert set(strata) == set(ds["label_map"])
+
+
+@pytest.mark.parametrize(
+    "fractions", [(0.8, 0.1, 0.1), (0.7, 0.15, 0.15), (0.6, 0.2, 0.2), (0.5, 0.25, 0.25)]
+)
+def test_isear_split_meets_every_fraction_the_config_check_admits(config, fractions):
+    ds = config["datasets"]["isear"]
+    split = {**ds["split"], "fractions": dict(zip(("train", "validation", "test"), fractions, strict=True))}
+    checked = copy.deepcopy(config)
+    checked["datasets"]["isear"]["split"] = split
+    check_config(checked)
+    assigned = assign_isear_splits(isear_records(400, ds), split)
+    for name, fraction in split["fractions"].items():
+        # The check allows 0.02 between requested and whole-fold shares; folds of groups add a little.
+        assert abs(assigned.count(name) / len(assigned) - fraction) < 0.03, (name, fractions)
 
 
 def test_isear_split_needs_enough_respondents(config):
@@ -445,6 +465,12 @@ def test_meld_c1_controls_of_the_old_release_are_refused_naming_the_line(tmp_pat
         with pytest.raises(DatasetFormatError, match="U\\+0092.*fixed release") as error:
             read_meld(path, {**ds, "malformed_rows": skip}, labels)
         assert (error.value.path, error.value.line) == (str(path), 3)
+    # The fixed release read as cp1252 and saved again: the helper-found copy that used to pass.
+    lines[2] = meld_line(2, "company\u2019s caf\u00e9".encode().decode("cp1252"), "joy", 0, 1)
+    assert "\u00e2\u20ac\u2122" in lines[2]
+    with pytest.raises(DatasetFormatError, match="decoded as cp1252 or latin-1") as error:
+        read_meld(write_lines(path, lines), ds, labels)
+    assert (error.value.path, error.value.line) == (str(path), 3)
     lines[2] = meld_line(2, "company\u2019s", "joy", 0, 1)  # the fixed release's ’
     assert [r.text for r in read_meld(write_lines(path, lines), ds, labels).records] == [
         "a",

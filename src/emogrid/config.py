@@ -337,6 +337,14 @@ def check_config(config: dict) -> None:
                     f"same md5 as {file_of[md5]!r}: one file under two names",
                 )
             file_of[md5] = filename
+        reader = ds.get("reader", name)
+        if ds["label_map"] == "identity" and reader != "goemotions":
+            # Its labels would be read as the 28, and the dataset would count as annotating all of them.
+            raise ConfigError(
+                f"datasets.{name}.label_map",
+                f"identity means the source's labels are the {len(labels)} labels, which only the"
+                f" goemotions reader reads; the {reader} reader needs a map of its own labels",
+            )
         targets = (
             [] if ds["label_map"] == "identity" else [t for t in ds["label_map"].values() if t is not None]
         )
@@ -353,6 +361,7 @@ def check_config(config: dict) -> None:
             total = sum(ds["split"]["fractions"].values())
             if abs(total - 1.0) > 1e-6:
                 raise ConfigError(f"datasets.{name}.split.fractions", f"must sum to 1, got {total:g}")
+            _check_achievable_fractions(name, ds["split"]["fractions"])
         if ds.get("source_dir") is None and not ds.get("base_url"):
             missing_url = [f for f, spec in ds["files"].items() if "url" not in spec]
             if missing_url:
@@ -398,6 +407,40 @@ def check_config(config: dict) -> None:
         raise ConfigError(
             "training.max_steps", "0 trains no step: give a positive count, or -1 to use epochs"
         )
+
+
+# An unsplit (ISEAR-like) file is split in whole folds of respondents: test is one of k folds, validation
+# one of m folds of the rest (readers/isear.py). Requested fractions further than this from what folds
+# give are refused rather than silently rounded.
+FRACTION_TOLERANCE = 0.02
+
+
+def split_folds(fractions: dict) -> tuple[int, int]:
+    """(k, m): test is one of k folds of the respondents, validation one of m folds of the rest."""
+    folds_test = max(2, round(1 / fractions["test"]))
+    validation_share = fractions["validation"] / (fractions["train"] + fractions["validation"])
+    return folds_test, max(2, round(1 / validation_share))
+
+
+def achieved_fractions(fractions: dict) -> dict[str, float]:
+    """The shares of respondents that `split_folds` gives each split (rows follow them roughly)."""
+    folds_test, folds_validation = split_folds(fractions)
+    test = 1 / folds_test
+    validation = (1 - test) / folds_validation
+    return {"train": 1 - test - validation, "validation": validation, "test": test}
+
+
+def _check_achievable_fractions(name: str, fractions: dict) -> None:
+    achieved = achieved_fractions(fractions)
+    if all(abs(achieved[split] - fractions[split]) <= FRACTION_TOLERANCE for split in SPLITS):
+        return
+    shown = ", ".join(f"{split} {achieved[split]:.3f}" for split in SPLITS)
+    raise ConfigError(
+        f"datasets.{name}.split.fractions",
+        f"respondents are split in whole folds (test: 1 of k folds, validation: 1 of m folds of the rest),"
+        f" and these fractions would give {shown}: choose test = 1/k and validation = (1 - test)/m,"
+        " e.g. 0.8/0.1/0.1 or 0.6/0.2/0.2",
+    )
 
 
 def check_label_groups(config: dict) -> None:

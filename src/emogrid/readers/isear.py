@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from emogrid.config import split_folds
 from emogrid.errors import ConfigError, DatasetFormatError
 from emogrid.readers._common import (
     FileRecords,
@@ -72,6 +73,10 @@ def is_non_answer(text: str, non_answers: Sequence[str]) -> bool:
     return normalize_non_answer(text) in {normalize_non_answer(n) for n in non_answers}
 
 
+# STATE is 1 on every row of the published file (twice written 1", with a stray quote).
+_STATE = re.compile(r'\d+"?')
+
+
 def split_isear_line(path: Path, line: int, content: str) -> list[str]:
     """Fields 0..39, SIT and STATE of one data line."""
     fields = content.split("|")
@@ -81,6 +86,11 @@ def split_isear_line(path: Path, line: int, content: str) -> list[str]:
         )
     if fields[-1] != "":
         raise DatasetFormatError(path, line, "line does not end with the trailing '|'")
+    if not _STATE.fullmatch(fields[-2]):
+        # Else a '|' after STATE would move it into the text (and could turn a non-answer into a row).
+        raise DatasetFormatError(
+            path, line, f"STATE (the last field before the trailing '|') is {fields[-2]!r}, not a number"
+        )
     return fields[:FIXED_COLUMNS] + ["|".join(fields[FIXED_COLUMNS:-2]), fields[-2]]
 
 
@@ -131,13 +141,12 @@ def read_isear(path: str | Path, ds_cfg: dict, labels: Sequence[str]) -> FileRec
     return result
 
 
-def _one_fold(strata: np.ndarray, groups: np.ndarray, fraction: float, seed: int) -> np.ndarray:
-    """Boolean mask of one fold holding about `fraction` of the groups, stratified by stratum."""
-    n_splits = max(2, round(1 / fraction))
+def _one_fold(strata: np.ndarray, groups: np.ndarray, n_splits: int, seed: int) -> np.ndarray:
+    """Boolean mask of one of `n_splits` folds of the groups, stratified by stratum."""
     if len(np.unique(groups)) < n_splits:
         raise ConfigError(
             "split.fractions",
-            f"{len(np.unique(groups))} respondents are too few for a fraction of {fraction:g}",
+            f"{len(np.unique(groups))} respondents are too few for {n_splits} folds (1/{n_splits} each)",
         )
     # Imported here: scikit-learn costs about a second to import, and only ISEAR's split needs it.
     from sklearn.model_selection import StratifiedGroupKFold
@@ -152,17 +161,17 @@ def _one_fold(strata: np.ndarray, groups: np.ndarray, fraction: float, seed: int
 def assign_isear_splits(records: Sequence[Record], split_cfg: dict) -> list[str]:
     """train / validation / test for each record, grouped by respondent and stratified by emotion.
 
-    Test is one of round(1/test) stratified group folds, validation one fold of the rest, so the
-    fractions are met as closely as whole folds of respondents allow.
+    Test is one of k stratified group folds, validation one of m folds of the rest (`split_folds`; the
+    config check refuses fractions whole folds cannot meet).
     """
     fractions, seed = split_cfg["fractions"], int(split_cfg.get("seed", 2018))
+    folds_test, folds_validation = split_folds(fractions)
     strata = np.array([r.stratum for r in records], dtype=object)
     groups = np.array([r.group for r in records], dtype=object)
     assigned = np.full(len(records), "train", dtype=object)
-    is_test = _one_fold(strata, groups, fractions["test"], seed)
+    is_test = _one_fold(strata, groups, folds_test, seed)
     assigned[is_test] = "test"
     rest = np.flatnonzero(~is_test)
-    validation_share = fractions["validation"] / (fractions["train"] + fractions["validation"])
-    is_validation = _one_fold(strata[rest], groups[rest], validation_share, seed)
+    is_validation = _one_fold(strata[rest], groups[rest], folds_validation, seed)
     assigned[rest[is_validation]] = "validation"
     return assigned.tolist()

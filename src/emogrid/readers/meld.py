@@ -57,7 +57,23 @@ def meld_id(path: Path, line: int, dialogue: str, utterance: str, prefix: str = 
 C1_CONTROLS = re.compile("[\u0080-\u009f]")
 
 
-def check_no_c1_controls(path: Path, text: str) -> None:
+# UTF-8 read as cp1252 or latin-1 and encoded again: ’ becomes â€™, é becomes Ã©. The published files
+# have none (see ../shared/data's README); a copy read with the wrong encoding and saved has them.
+DOUBLE_ENCODED = re.compile("â€|Ã[-¿]")
+
+
+def check_no_encoding_damage(path: Path, text: str) -> None:
+    """The two ways MELD's text is known to be damaged: double encoding, and C1 controls for cp1252."""
+    found = DOUBLE_ENCODED.search(text)
+    if found:
+        line = text.count("\n", 0, found.start()) + 1
+        raise DatasetFormatError(
+            path,
+            line,
+            f"{found.group()!r}: UTF-8 that was decoded as cp1252 or latin-1 and encoded again (e.g. ’"
+            " saved as â€™); use the published file, or repair the strings (ftfy, or"
+            " s.encode('cp1252').decode('utf-8'))",
+        )
     found = C1_CONTROLS.search(text)
     if found:
         line = text.count("\n", 0, found.start()) + 1
@@ -73,7 +89,7 @@ def check_no_c1_controls(path: Path, text: str) -> None:
 def read_meld(path: str | Path, ds_cfg: dict, labels: Sequence[str], id_prefix: str = "") -> FileRecords:
     path = Path(path)
     text = decode_utf8(path)
-    check_no_c1_controls(path, text)
+    check_no_encoding_damage(path, text)
     rows = iter_csv_rows(path, text)
     header = next(rows, None)
     if header is None:
