@@ -128,6 +128,24 @@ rule f1_tables:
             category="Results",
             labels={"table": "test micro-F1", "format": "html"},
         ),
+        single=report(
+            f"{RESULTS}/tables/single_label.csv",
+            caption="../report/single_label.rst",
+            category="Results",
+            labels={"table": "single-label test scores", "format": "csv"},
+        ),
+        single_md=report(
+            f"{RESULTS}/tables/single_label.md",
+            caption="../report/single_label.rst",
+            category="Results",
+            labels={"table": "single-label test scores", "format": "markdown"},
+        ),
+        single_html=report(
+            f"{RESULTS}/tables/single_label.html",
+            caption="../report/single_label.rst",
+            category="Results",
+            labels={"table": "single-label test scores", "format": "html"},
+        ),
     log:
         f"{RESULTS}/logs/f1_tables.log",
     conda:

@@ -500,3 +500,49 @@ def test_prediction_spread_is_reported_and_a_constant_model_is_named_in_the_tabl
     old = collect_reports([tmp_path / "learned.json"])
     old = old[old["metric"] != "prediction_spread"]
     assert constant_prediction_warning(old).startswith("Not checked for collapsed models")
+
+
+def single_label_rows(rng, split: str, n: int) -> pd.DataFrame:
+    """MELD-like rows: exactly one of the covered labels (PARTIAL_MASK) is true, probabilities noisy."""
+    covered = np.flatnonzero(PARTIAL_MASK)
+    truth = np.zeros((n, len(LABELS)), dtype=np.int8)
+    truth[np.arange(n), rng.choice(covered, size=n, p=[0.6, 0.3, 0.1])] = 1
+    probs = np.clip(0.3 * truth + rng.random((n, len(LABELS))) * 0.6, 0, 1)
+    return pd.DataFrame(
+        {
+            "dataset": "meld",
+            "split": split,
+            "id": [f"meld-{split}-{i}" for i in range(n)],
+            "probs": [row.astype(np.float32) for row in probs],
+            "labels": list(truth),
+            "label_mask": [PARTIAL_MASK] * n,
+        }
+    )
+
+
+def test_single_label_datasets_get_argmax_accuracy_and_weighted_f1_computed_by_hand(predictions):
+    rng = np.random.default_rng(3)
+    rows = pd.concat([single_label_rows(rng, "validation", 150), single_label_rows(rng, "test", 400)])
+    multi = predictions[predictions["dataset"] == "goemotions"]
+    report = evaluate_predictions(pd.concat([multi, rows], ignore_index=True), LABELS, GRID_SPEC, CELL)
+    assert not any("@argmax" in key for key in report["datasets"]["goemotions"]["test"])
+    covered = np.flatnonzero(PARTIAL_MASK)
+    for split in ("validation", "test"):
+        part = rows[rows["split"] == split]
+        truth = stacked(part, "labels")[:, covered].argmax(axis=1)
+        predicted = stacked(part, "probs")[:, covered].argmax(axis=1)
+        f1 = []
+        for k in range(len(covered)):
+            tp = np.sum((predicted == k) & (truth == k))
+            fp, fn = np.sum((predicted == k) & (truth != k)), np.sum((predicted != k) & (truth == k))
+            f1.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0)
+        support = np.bincount(truth, minlength=len(covered))
+        metrics = report["datasets"]["meld"][split]
+        assert metrics["accuracy@argmax"] == pytest.approx(np.mean(truth == predicted))
+        assert metrics["f1_weighted@argmax"] == pytest.approx(np.average(f1, weights=support))
+        assert metrics["f1_macro@argmax"] == pytest.approx(np.mean(f1))
+    # One row with a second true label: the dataset is multi-label, and argmax scores would mislead.
+    rows = rows.reset_index(drop=True)
+    rows.at[0, "labels"] = rows.at[0, "labels"] | PARTIAL_MASK
+    report = evaluate_predictions(rows, LABELS, GRID_SPEC, CELL)
+    assert not any("@argmax" in key for key in report["datasets"]["meld"]["test"])

@@ -25,6 +25,7 @@ from emogrid.report import (
     plot_training_curves,
     summarize_metric,
     write_data_summary,
+    write_single_label_tables,
     write_tables,
 )
 
@@ -419,3 +420,34 @@ def test_the_data_summary_says_which_row_counts_differ_from_the_published_ones(t
     paths = write_data_summary(summaries, tmp_path / "data_summary")
     for kind in ("md", "html"):
         assert "isear all: read 6970, published 7666" in paths[kind].read_text()
+
+
+def test_single_label_table_has_a_column_per_dataset_and_metric_with_seed_means(reports, tmp_path):
+    rng = np.random.default_rng(11)
+    expected = {}
+    for (loss, mix, imbalance, _seed), (path, report) in reports.items():
+        # meld as a single-label dataset: its entries carry the argmax scores (validation too).
+        for split in ("validation", "test"):
+            scores = {f"{m}@argmax": float(rng.random()) for m in ("accuracy", "f1_weighted", "f1_macro")}
+            report["datasets"]["meld"][split].update(scores)
+            if split == "test":
+                expected.setdefault((loss, mix, imbalance), []).append(scores["f1_weighted@argmax"])
+        io.write_json(path, report)
+    long_df = collect_reports([path for path, _ in reports.values()])
+    paths = write_single_label_tables(long_df, tmp_path / "single_label", synthetic=["meld"])
+    csv = pd.read_csv(paths["csv"])
+    weighted = csv[csv["level"] == "weighted-F1"]
+    assert set(csv["dataset"]) == {"meld"} and set(csv["level"]) == {"weighted-F1", "accuracy", "macro-F1"}
+    for row in weighted.itertuples():
+        assert row.mean == pytest.approx(np.mean(expected[row.loss, row.mix, row.imbalance]))
+        assert row.n == len(expected[row.loss, row.mix, row.imbalance])
+    header = next(line for line in paths["md"].read_text().splitlines() if line.startswith("|"))
+    assert header == "| loss | mix | imbalance | meld · weighted-F1 | meld · accuracy | meld · macro-F1 |"
+    assert "no threshold" in paths["md"].read_text() and "SYNTHETIC DATA" in paths["html"].read_text()
+
+
+def test_single_label_table_without_a_single_label_dataset_says_why(long_df, tmp_path):
+    paths = write_single_label_tables(long_df, tmp_path / "single_label")
+    assert pd.read_csv(paths["csv"]).empty
+    assert "No evaluated dataset is single-label" in paths["md"].read_text()
+    assert "No evaluated dataset is single-label" in paths["html"].read_text()

@@ -8,6 +8,7 @@ from emogrid.report import (
     collect_reports,
     constant_prediction_warning,
     summarize_metric,
+    write_single_label_tables,
     write_tables,
 )
 
@@ -41,4 +42,8 @@ write_tables(
     title="Test micro-F1 (tuned thresholds)",
     synthetic=synthetic,
     warning=warning,
+)
+# MELD and ISEAR as their literature scores them: the most probable label, no threshold.
+write_single_label_tables(
+    reports, Path(snakemake.output.single).with_suffix(""), synthetic=synthetic, warning=warning
 )

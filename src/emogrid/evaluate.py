@@ -239,6 +239,30 @@ def _split_metrics(
     return metrics
 
 
+def is_single_label(splits: Mapping[str, SplitArrays], covered_idx: np.ndarray) -> bool:
+    """Every row of every split has exactly one positive covered label (MELD, ISEAR)."""
+    return all((arrays.labels[:, covered_idx].sum(axis=1) == 1).all() for arrays in splits.values())
+
+
+def argmax_metrics(arrays: SplitArrays, covered_idx: np.ndarray) -> dict[str, float]:
+    """A single-label dataset scored as its literature scores it: each row's most probable covered
+    label against its one true label (no threshold). Accuracy, and F1 averaged over the covered labels
+    weighted by their true counts (MELD's usual figure) and unweighted."""
+    from sklearn.metrics import accuracy_score, f1_score
+
+    truth = covered_idx[arrays.labels[:, covered_idx].argmax(axis=1)]
+    predicted = covered_idx[arrays.probs[:, covered_idx].argmax(axis=1)]
+    return {
+        "accuracy@argmax": float(accuracy_score(truth, predicted)),
+        **{
+            f"f1_{average}@argmax": float(
+                f1_score(truth, predicted, labels=covered_idx, average=average, zero_division=0)
+            )
+            for average in ("weighted", "macro")
+        },
+    }
+
+
 def tune_covered_thresholds(
     y_true: np.ndarray, probs: np.ndarray, covered_idx: np.ndarray, grid
 ) -> np.ndarray:
@@ -326,6 +350,10 @@ def _evaluate_dataset(
     if not covered.any():
         raise ValueError(f"dataset {dataset!r}: label_mask covers no label")
     result = _evaluate_level(splits, covered, labels, grid)
+    covered_idx = np.flatnonzero(covered)
+    if is_single_label(splits, covered_idx):
+        for split, arrays in splits.items():
+            result[split].update(argmax_metrics(arrays, covered_idx))
     if label_groups:
         result["levels"] = {}
         for level, groups in label_groups.items():
