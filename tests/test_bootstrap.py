@@ -174,3 +174,23 @@ def test_thousand_resamples_of_a_goemotions_sized_test_split_take_seconds():
     start = time.perf_counter()
     bootstrap_f1_macro(truth, [predicted], n_resamples=1000, seed=0)
     assert time.perf_counter() - start < 10
+
+
+def test_cluster_resampling_draws_whole_clusters_and_by_singletons_is_the_row_bootstrap():
+    clusters = np.repeat(np.arange(12), [1, 5, 3, 3, 8, 2, 2, 6, 1, 4, 4, 1])
+    weights = resample_counts(len(clusters), 200, seed=9, clusters=clusters)
+    for k in range(12):
+        members = weights[:, clusters == k]
+        assert (members == members[:, :1]).all(), "a cluster's rows were drawn apart"
+    # Each resample draws 12 clusters: the rows it holds add up to their clusters' sizes.
+    sizes = np.bincount(clusters)
+    cluster_draws = weights[:, [np.flatnonzero(clusters == k)[0] for k in range(12)]]
+    np.testing.assert_array_equal(cluster_draws.sum(axis=1), 12)
+    np.testing.assert_array_equal(weights.sum(axis=1), cluster_draws @ sizes)
+    # One row per cluster is the row bootstrap, draw for draw.
+    np.testing.assert_array_equal(
+        resample_counts(50, 30, seed=2, clusters=np.arange(50)[::-1]),
+        resample_counts(50, 30, seed=2)[:, ::-1],
+    )
+    with pytest.raises(ValueError, match="every value used"):
+        resample_counts(4, 10, seed=0, clusters=np.array([0, 0, 2, 2]))

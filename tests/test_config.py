@@ -159,6 +159,18 @@ def test_one_file_under_two_names_names_the_key(config):
             lambda c: c["datasets"]["semeval2018_ec"].update(label_map="identity"),
             r"semeval2018_ec\.label_map",
         ),
+        (
+            lambda c: c["evaluation"]["statistics"]["clusters"].update(emobank="(.+)_\\d+"),
+            r"evaluation\.statistics\.clusters\.emobank.*unknown dataset",
+        ),
+        (
+            lambda c: c["evaluation"]["statistics"]["clusters"].update(meld="(.+_utt"),
+            r"clusters\.meld.*not a regular expression",
+        ),
+        (
+            lambda c: c["evaluation"]["statistics"]["clusters"].update(meld=".+_utt\\d+"),
+            r"clusters\.meld.*has no group",
+        ),
         # Whole folds of respondents give 1/2 for a test share of 0.4 (round(2.5) == 2): silently, before.
         (
             lambda c: c["datasets"]["isear"]["split"].update(

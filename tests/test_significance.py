@@ -196,3 +196,46 @@ def test_a_single_cell_grid_has_intervals_and_an_empty_paired_table(grid, tmp_pa
     write_paired_tables(paired, tmp_path / "paired", 0.95, "normal", 0.05)
     plot_paired_differences(paired, tmp_path / "paired.png")
     assert (tmp_path / "paired.png").stat().st_size > 0
+
+
+def test_clustered_datasets_resample_whole_clusters_and_name_the_key_when_an_id_does_not_match(tmp_path):
+    """40 distinct rows, each written 10 times (a respondent's answers that agree): by rows the bootstrap
+    sees 400 independent examples; by whole clusters only 40, and its interval widens to match."""
+    rng = np.random.default_rng(4)
+    truth_of_split = {
+        split: np.repeat((rng.random((40, len(LABELS))) < 0.3).astype(np.int8), 10, axis=0)
+        for split in ("validation", "test")
+    }
+    cells = []
+    for seed, quality in ((1, 0.45), (2, 0.25)):
+        frames = []
+        for split, truth in truth_of_split.items():
+            noise = np.repeat(rng.normal(0.3, 0.2, (40, len(LABELS))), 10, axis=0)
+            probs = np.clip(quality * truth + noise, 0, 1).astype(np.float32)
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "dataset": "toy",
+                        "split": split,
+                        "id": [f"{split}-r{k}-{j}" for k in range(40) for j in range(10)],
+                        "probs": list(probs),
+                        "labels": list(truth),
+                        "label_mask": [np.ones(len(LABELS), np.int8)] * len(truth),
+                    }
+                )
+            )
+        folder = tmp_path / f"seed{seed}"
+        io.write_parquet(folder / "predictions.parquet", pd.concat(frames, ignore_index=True))
+        cell = {"mix": "m1", "loss": f"loss{seed}", "imbalance": "none", "seed": 1}
+        evaluate_file(folder / "predictions.parquet", folder / "eval_report.json", LABELS, GRID, cell)
+        cells.append((folder / "predictions.parquet", folder / "eval_report.json"))
+    by_rows, paired_rows = grid_statistics(cells, LABELS, None, SETTINGS)
+    clustered = {**SETTINGS, "clusters": {"toy": r"test-(r\d+)-\d"}}
+    by_clusters, paired_clusters = grid_statistics(cells, LABELS, None, clustered)
+    assert (by_rows["n_clusters"] == 400).all() and (by_clusters["n_clusters"] == 40).all()
+    np.testing.assert_array_equal(by_rows["estimate"], by_clusters["estimate"])
+    width = lambda table: (table["ci_high"] - table["ci_low"]).to_numpy()  # noqa: E731
+    assert (width(by_clusters) > 2 * width(by_rows)).all(), (width(by_rows), width(by_clusters))
+    assert paired_clusters["p_value"].iloc[0] > paired_rows["p_value"].iloc[0]
+    with pytest.raises(ValueError, match=r"evaluation\.statistics\.clusters\.toy.*'test-r0-0'"):
+        grid_statistics(cells, LABELS, None, {**SETTINGS, "clusters": {"toy": r"val-(\d+)"}})

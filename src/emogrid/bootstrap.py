@@ -28,23 +28,38 @@ P_VALUE_METHODS = ("normal", "empirical")
 _EXACT_FLOAT32 = 2**24
 
 
-def resample_counts(n_examples: int, n_resamples: int, seed: int) -> np.ndarray:
+def resample_counts(
+    n_examples: int, n_resamples: int, seed: int, clusters: np.ndarray | None = None
+) -> np.ndarray:
     """(n_resamples, n_examples) float32 array: how often each example is drawn in each resample.
 
     Each resample draws `n_examples` examples uniformly with replacement; the generator is seeded, so
-    the same (n_examples, n_resamples, seed) gives the same resamples on every machine. float32 holds
-    these integer counts, and the sums of them below, exactly while n_examples < 2**24.
+    the same (n_examples, n_resamples, seed) gives the same resamples on every machine. With `clusters`
+    (each example's cluster as an integer 0..k-1, every value used), each resample draws k whole
+    clusters with replacement instead, and an example counts as often as its cluster is drawn: rows of
+    one respondent or dialogue, whose errors may go together, enter or leave a resample together.
+    float32 holds these integer counts, and the sums of them below, exactly while n_examples < 2**24.
     """
     if n_examples < 1 or n_resamples < 1:
         raise ValueError(f"need at least one example and one resample, got {n_examples} and {n_resamples}")
     if n_examples >= _EXACT_FLOAT32:
         raise ValueError(f"{n_examples} examples: counts would not be exact in float32")
+    if clusters is None:
+        return _draw_counts(n_examples, n_resamples, seed)
+    clusters = np.asarray(clusters)
+    n_clusters = int(clusters.max()) + 1 if clusters.size else 0
+    if clusters.shape != (n_examples,) or set(np.unique(clusters).tolist()) != set(range(n_clusters)):
+        raise ValueError(f"clusters must number each of the {n_examples} examples 0..k-1, every value used")
+    return _draw_counts(n_clusters, n_resamples, seed)[:, clusters]
+
+
+def _draw_counts(n_units: int, n_resamples: int, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    drawn = rng.integers(0, n_examples, size=(n_resamples, n_examples))
-    # One bincount over all resamples at once: resample b's draws are shifted by b * n_examples.
-    shifted = drawn + (np.arange(n_resamples) * n_examples)[:, None]
-    counts = np.bincount(shifted.ravel(), minlength=n_resamples * n_examples)
-    return counts.reshape(n_resamples, n_examples).astype(np.float32)
+    drawn = rng.integers(0, n_units, size=(n_resamples, n_units))
+    # One bincount over all resamples at once: resample b's draws are shifted by b * n_units.
+    shifted = drawn + (np.arange(n_resamples) * n_units)[:, None]
+    counts = np.bincount(shifted.ravel(), minlength=n_resamples * n_units)
+    return counts.reshape(n_resamples, n_units).astype(np.float32)
 
 
 def confusion_counts(

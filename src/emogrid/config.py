@@ -392,6 +392,16 @@ def check_config(config: dict) -> None:
                 "evaluation.datasets", f"unknown dataset {name!r}; configured: {sorted(datasets)}"
             )
     check_label_groups(config)
+    for name, pattern in config["evaluation"]["statistics"].get("clusters", {}).items():
+        key = f"evaluation.statistics.clusters.{name}"
+        if name not in datasets:
+            raise ConfigError(key, f"unknown dataset; configured: {sorted(datasets)}")
+        try:
+            groups = re.compile(pattern).groups
+        except re.error as error:
+            raise ConfigError(key, f"{pattern!r} is not a regular expression: {error}") from None
+        if groups < 1:
+            raise ConfigError(key, f"{pattern!r} has no group: its first group names a row's cluster")
     grid = config["evaluation"]["threshold_grid"]
     if grid["start"] > grid["stop"]:
         raise ConfigError("evaluation.threshold_grid", "start must not exceed stop")

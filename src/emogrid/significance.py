@@ -2,8 +2,9 @@
 
 The numbers come from each cell's predictions.parquet and the thresholds in its eval_report.json (tuned
 on validation), applied to the test rows. For every evaluation dataset one set of resamples of its test
-rows (`emogrid.bootstrap.resample_counts`, seeded) is shared by every cell, level and threshold mode,
-so paired comparisons resample the same examples for both cells.
+rows (`emogrid.bootstrap.resample_counts`, seeded; in whole clusters of rows for the datasets
+`evaluation.statistics.clusters` names) is shared by every cell, level and threshold mode, so paired
+comparisons resample the same examples for both cells.
 
 A cell here is (loss, mix, imbalance); its seeds are averaged: the statistic is the mean over seeds of
 macro-F1, the same number as the table's mean, and its interval is over test examples.
@@ -15,6 +16,7 @@ for the Holm correction is all of those comparisons together.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from itertools import combinations
 from pathlib import Path
@@ -46,6 +48,7 @@ INTERVAL_TABLE_COLUMNS = [
     "ci_high",
     "seeds",
     "n_examples",
+    "n_clusters",
 ]
 PAIRED_COLUMNS = [
     "dataset",
@@ -120,19 +123,44 @@ def collect_decisions(
     return scores
 
 
+def cluster_index(ids: np.ndarray, pattern: str, dataset: str) -> np.ndarray:
+    """Each id's cluster as 0..k-1: the first group of `pattern` (evaluation.statistics.clusters), which
+    must match the whole id."""
+    compiled = re.compile(pattern)
+    names = []
+    for row_id in ids:
+        found = compiled.fullmatch(str(row_id))
+        if found is None:
+            raise ValueError(
+                f"config key 'evaluation.statistics.clusters.{dataset}': {pattern!r} does not match the "
+                f"test id {row_id!r}"
+            )
+        names.append(found.group(1))
+    return np.unique(np.array(names, dtype=object), return_inverse=True)[1].astype(np.int64)
+
+
 def bootstrap_grid(
-    scores: Mapping[tuple[str, str], _Scores], resamples: int, seed: int, confidence: float
+    scores: Mapping[tuple[str, str], _Scores],
+    resamples: int,
+    seed: int,
+    confidence: float,
+    clusters: Mapping[str, str] | None = None,
 ) -> tuple[pd.DataFrame, dict[tuple[str, str, str, tuple[str, str, str]], tuple[float, np.ndarray]]]:
     """The interval table (INTERVAL_TABLE_COLUMNS) and, per (dataset, level, mode, cell), the
-    estimate and its resampled values for paired comparisons."""
+    estimate and its resampled values for paired comparisons. `clusters`: {dataset: pattern} for the
+    datasets resampled by whole clusters of rows (`cluster_index`); the others by rows."""
     weights_of: dict[str, np.ndarray] = {}
+    clusters_of: dict[str, int] = {}
     rows: list[dict[str, Any]] = []
     resampled: dict = {}
     for (dataset, level), entry in scores.items():
         n = entry.truth.shape[0]
         # One set of resamples per dataset: every cell and level of it sees the same examples.
         if dataset not in weights_of:
-            weights_of[dataset] = resample_counts(n, resamples, seed)
+            pattern = (clusters or {}).get(dataset)
+            index = None if pattern is None else cluster_index(entry.order_ids, pattern, dataset)
+            weights_of[dataset] = resample_counts(n, resamples, seed, index)
+            clusters_of[dataset] = n if index is None else int(index.max()) + 1
         weights = weights_of[dataset]
         for cell, modes in entry.decisions.items():
             for mode, decisions in modes.items():
@@ -151,6 +179,7 @@ def bootstrap_grid(
                         "ci_high": high,
                         "seeds": len(decisions),
                         "n_examples": n,
+                        "n_clusters": clusters_of[dataset],
                     }
                 )
     return pd.DataFrame(rows, columns=INTERVAL_TABLE_COLUMNS), resampled
@@ -216,7 +245,11 @@ def grid_statistics(
     """(interval table, paired table) for the grid, with `settings` = evaluation.statistics."""
     scores = collect_decisions(cells, labels, label_groups)
     intervals, resampled = bootstrap_grid(
-        scores, int(settings["resamples"]), int(settings["seed"]), float(settings["confidence"])
+        scores,
+        int(settings["resamples"]),
+        int(settings["seed"]),
+        float(settings["confidence"]),
+        settings.get("clusters") or {},
     )
     paired = paired_comparisons(
         resampled, float(settings["confidence"]), str(settings["p_value"]), float(settings["alpha"])
