@@ -148,3 +148,25 @@ def test_outputs_get_the_mode_the_umask_gives_not_mkstemps_private_one(cfg, synt
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert len(written) >= 3 + 4 + 1 + len(cfg["datasets"]["meld"]["files"])
     assert {oct(p.stat().st_mode & 0o777) for p in written} == {oct(0o666 & ~umask)}
+
+
+def test_a_bad_line_in_a_fetched_file_names_the_users_file_too(cfg, synthetic_dir, tmp_path):
+    # Readers see the copy under results/raw/; the user edits the source_dir file it was copied from.
+    from emogrid.fetch import fetch_dataset
+
+    source = tmp_path / "mine" / "meld"
+    shutil.copytree(synthetic_dir / "meld", source)
+    test_file = source / cfg["datasets"]["meld"]["splits"]["test"]
+    lines = test_file.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines[2] = lines[2].replace(",", ";", 3)
+    test_file.write_text("".join(lines), encoding="utf-8")
+    fetched = tmp_path / "raw"
+    fetch_dataset("meld", {**cfg["datasets"]["meld"], "source_dir": str(source)}, fetched, verify_md5=False)
+    with pytest.raises(DatasetFormatError) as error:
+        preprocess_dataset("meld", fetched, cfg, tmp_path / "meld")
+    assert error.value.path == str(fetched / test_file.name) and error.value.line == 3
+    assert f"[the fetched copy of {test_file}]" in str(error.value)
+    # Read from a folder without a manifest (no fetch), the message is the reader's own.
+    with pytest.raises(DatasetFormatError) as error:
+        preprocess_dataset("meld", source, cfg, tmp_path / "meld")
+    assert "fetched copy" not in str(error.value) and error.value.path == str(test_file)

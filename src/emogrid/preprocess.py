@@ -12,6 +12,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from emogrid.errors import DatasetFormatError
+from emogrid.fetch import MANIFEST
 from emogrid.io import temp_file_beside
 from emogrid.readers import SPLITS, UNIFIED_COLUMNS, read_dataset, texts_in_other_train
 
@@ -93,8 +95,26 @@ def preprocess_dataset(name: str, raw_dir: str | Path, config: dict, out_dir: st
         _write_json(summary, temps["summary"])
         for key, temp in temps.items():
             os.replace(temp, finals[key])
-    except BaseException:
+    except BaseException as error:
         for path in [*temps.values(), *finals.values()]:
             path.unlink(missing_ok=True)
+        if isinstance(error, DatasetFormatError):
+            raise _naming_the_source(error, Path(raw_dir)) from None
         raise
     return summary
+
+
+def _naming_the_source(error: DatasetFormatError, raw_dir: Path) -> DatasetFormatError:
+    """The error with the file the user has named too: a raw file is a byte-for-byte copy of the source
+    its fetch manifest records (a local file or a URL), so the line number holds there as well."""
+    try:
+        manifest = json.loads((raw_dir / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return error
+    entry = manifest.get(Path(error.path).name) if isinstance(manifest, dict) else None
+    inside = Path(error.path).resolve().parent == raw_dir.resolve()
+    if not inside or not isinstance(entry, dict) or not entry.get("source"):
+        return error
+    return DatasetFormatError(
+        error.path, error.line, f"{error.problem} [the fetched copy of {entry['source']}]"
+    )
