@@ -15,7 +15,6 @@ from pathlib import Path
 
 import numpy as np
 
-from emogrid.config import split_folds
 from emogrid.errors import ConfigError, DatasetFormatError
 from emogrid.readers._common import (
     FileRecords,
@@ -29,6 +28,7 @@ from emogrid.readers._common import (
     require_text,
     skips_malformed,
 )
+from emogrid.splits import split_folds
 
 # The header as exported, including the empty name after the trailing `|`.
 ISEAR_HEADER = (
