@@ -80,9 +80,12 @@ def test_last_step_is_checkpointed_so_a_rerun_only_predicts(make_cell, tmp_path)
     again = read_json(run_cell(cell) / "train_log.json")
     assert again["start_step"] == log["global_step"] == again["global_step"]
     assert log["steps_trained"] == log["global_step"] and again["steps_trained"] == 0
-    # No summary of the step-less attempt (the Trainer's says train_loss 0.0) passes for the training's.
-    assert any("train_loss" in entry for entry in log["log_history"])
-    assert not any("train_loss" in entry for entry in again["log_history"])
+    # No summary of the step-less attempt (the Trainer's says train_loss 0.0) passes for the training's;
+    # the summary of the attempt that trained is kept.
+    summaries = [entry for entry in log["log_history"] if "train_loss" in entry]
+    assert len(summaries) == 1 and summaries[0]["train_loss"] > 0
+    assert [entry for entry in again["log_history"] if "train_loss" in entry] == summaries
+    assert again["log_history"] == log["log_history"]
     # Each attempt keeps what it ran with (run_info.json is rewritten by the last one), and run_info
     # records the files predicted on as well as those trained on.
     info = read_json(first / "run_info.json")
@@ -322,6 +325,10 @@ def test_training_identity_covers_data_model_and_code_contents(tmp_path):
     assert identity_changes(training_identity(cell, precision="bf16"), on_a_v100) == [
         "the precision computed in (bf16 -> fp16)"
     ]
+    # Evaluation during training selects nothing and restores the RNG it draws from: its schedule and
+    # batch size leave a checkpoint valid (a rerun resumes and predicts instead of retraining).
+    evaluating = {**cell, "training": {**cell["training"], "eval_steps": 7, "per_device_eval_batch_size": 99}}
+    assert training_identity(evaluating) == before
     unrecorded = {k: v for k, v in before.items() if k != "precision_used"}
     assert identity_changes(unrecorded, before) == ["the precision computed in (not recorded -> fp32)"]
     assert sorted(before["inputs"]["model"]) == ["config.json", "model.safetensors"]
@@ -363,10 +370,14 @@ def test_the_code_digest_covers_what_training_imports_and_nothing_else():
     from emogrid.checkpoints import training_sources
 
     names = {path.name for path in training_sources()}
-    # train.py and what it imports, directly (losses) or through another module (config via checkpoints).
-    assert {"train.py", "losses.py", "modeling.py", "batching.py", "checkpoints.py", "config.py"} <= names
-    # Reports and readers: editing them while a grid runs must not restart preempted cells.
+    # train.py and what it imports, directly (losses) or through another module (io via checkpoints).
+    assert {"train.py", "losses.py", "modeling.py", "batching.py", "checkpoints.py", "settings.py"} <= names
+    assert {"io.py", "imbalance.py", "tokenize.py", "attention.py", "preemption.py"} <= names
+    # Reports and readers: editing them while a grid runs must not restart preempted cells. Nor the
+    # config checks and the modules training imports only for its records (a review helper saw a new
+    # config check and a new report metric discard every checkpoint of the demo).
     assert names.isdisjoint({"report.py", "runs.py", "significance.py", "synthetic.py", "preprocess.py"})
+    assert names.isdisjoint({"config.py", "evaluate.py", "devices.py", "htmlpage.py", "provenance.py"})
 
 
 def test_editing_a_module_training_imports_changes_the_code_digest_and_a_report_module_does_not(tmp_path):
@@ -398,6 +409,10 @@ def test_editing_a_module_training_imports_changes_the_code_digest_and_a_report_
     with open(copy / "emogrid" / "report.py", "a") as report:
         report.write("\n# an edit training never imports\n")
     assert digest() == original
+    for name in ("evaluate.py", "config.py"):
+        with open(copy / "emogrid" / name, "a") as module:
+            module.write("\n# a new report metric or config check\n")
+        assert digest() == original, name
     with open(copy / "emogrid" / "losses.py", "a") as losses:
         losses.write("\n# an edit to the training code\n")
     assert digest() != original

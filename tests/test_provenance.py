@@ -131,18 +131,22 @@ def test_source_state_names_the_checkout_of_the_imported_code_not_the_working_di
     assert source_state(code / "pkg", workflow_dir=workflow)["git_dirty"] is True
     # What the README says to edit in the checkout (the config, a profile) is not code: neither the
     # package's flag nor the workflow's turns. An edited rule does turn the workflow's.
-    for folder in ("config", "profiles/slurm", "rules"):
+    # Nor are the docs, the tests, the benchmarks and the README, which no job runs.
+    edited = ("config", "profiles/slurm", "docs", "tests", "bench")
+    for folder in (*edited, "rules"):
         (workflow / folder).mkdir(parents=True)
         (workflow / folder / "f.yaml").write_text("a: 1\n")
         (code / folder).mkdir(parents=True)
         (code / folder / "f.yaml").write_text("a: 1\n")
+    (workflow / "README.md").write_text("# one\n")
     for repo in (code, workflow):
         _git(repo, "add", ".")
         _git(repo, "commit", "-qm", "two")
     head = _git(code, "rev-parse", "HEAD").stdout.strip()
-    for folder in ("config", "profiles/slurm"):
+    for folder in edited:
         (workflow / folder / "f.yaml").write_text("a: 2\n")
         (code / folder / "f.yaml").write_text("a: 2\n")
+    (workflow / "README.md").write_text("# two\n")
     state = source_state(code / "pkg", workflow_dir=workflow)
     assert state["git_dirty"] is False and state["workflow_git_dirty"] is False
     (workflow / "rules" / "f.yaml").write_text("a: 2\n")
@@ -150,6 +154,15 @@ def test_source_state_names_the_checkout_of_the_imported_code_not_the_working_di
     state = source_state(code / "pkg", workflow_dir=workflow)
     assert state["git_dirty"] is False, "the package's own files are unchanged"
     assert state["workflow_git_dirty"] is True
+    # A copy installed into an ignored folder of the checkout (pip install . into its .venv) is not the
+    # checkout's code: its HEAD and status describe other files (a review helper saw an edited copy
+    # recorded as that commit, clean).
+    (code / ".gitignore").write_text(".venv/\n")
+    installed = code / ".venv" / "lib" / "pkg"
+    installed.mkdir(parents=True)
+    (installed / "m.py").write_text("x = 3\n")
+    state = source_state(installed, workflow_dir=workflow)
+    assert (state["git_commit"], state["git_dirty"]) == ("unknown", None)
     # Outside any checkout (an image's copy of the package) the build's record is used, and only then.
     monkeypatch.setenv("EMOGRID_GIT_COMMIT", "feedbeef")
     bare = tmp_path / "site-packages" / "pkg"

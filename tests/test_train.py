@@ -4,6 +4,7 @@ import json
 import math
 import os
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -648,3 +649,17 @@ def test_the_trainer_internals_emotion_trainer_overrides_are_still_there():
     source = inspect.getsource(Trainer)
     for flag in ("model_accepts_loss_kwargs", "loss_is_scaled_for_ga"):
         assert f"self.{flag}" in source, flag
+
+
+def test_training_selects_no_model_by_its_validation_scores(make_cell, tmp_path):
+    """What lets evaluate.py stay out of the code digest and eval settings out of the training identity:
+    validation scores are logged, never used to pick a checkpoint or stop early."""
+    from emogrid.train import training_arguments
+
+    args = training_arguments(make_cell(eval_steps=5, output_dir=tmp_path / "cell"), tmp_path / "out")
+    assert args.eval_strategy == "steps" and args.load_best_model_at_end is False
+    assert args.metric_for_best_model is None
+    import emogrid.train
+
+    source = Path(emogrid.train.__file__).read_text(encoding="utf-8")
+    assert "EarlyStoppingCallback" not in source and "load_best_model_at_end" not in source

@@ -18,10 +18,10 @@ import shutil
 import sys
 from pathlib import Path
 
-from emogrid.config import NAMED_WHEN_NOT_DEFAULT, SCHEDULER_ONLY
 from emogrid.hub import SOURCE_FILE
 from emogrid.io import file_hash, read_json, write_json
 from emogrid.provenance import scrub
+from emogrid.settings import NAMED_WHEN_NOT_DEFAULT, SCHEDULER_ONLY
 
 CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 STATE_FILE = "trainer_state.json"
@@ -39,6 +39,11 @@ NOT_TRAINING_IDENTITY = (
     "tiny_grad_patience",
     "max_fp16_overflow_steps",
     "keep_checkpoints",
+    # Evaluation during training restores the RNG it draws from (EmotionTrainer.evaluate) and selects
+    # nothing (no best-model or early stopping), so neither its schedule nor its batch size changes
+    # the weights; a changed eval batch size moves predictions by float rounding only.
+    "eval_steps",
+    "per_device_eval_batch_size",
 )
 # Cell keys outside `training` that only evaluation reads: which splits are predicted after training,
 # and (in cell configs before 2026-12-07) the threshold grid of the validation F1 logged during training.
@@ -131,19 +136,29 @@ def _module_file(package: Path, name: str) -> Path:
     return base / "__init__.py" if base.is_dir() else base.with_suffix(".py")
 
 
+# Modules training imports for what it records, never for what it computes: the validation scores it
+# logs and the collapse check (evaluate: nothing is selected by them), the device description
+# (devices, htmlpage), which code ran (provenance) and exception classes (errors). Left out of the code
+# digest with what they alone import, so a new report metric or config check does not make every
+# finished cell's checkpoint count as another code's, and a rerun train instead of only predicting.
+RECORD_ONLY_MODULES = ("evaluate", "devices", "htmlpage", "provenance", "errors")
+
+
 def training_sources(entry: str = "train") -> list[Path]:
-    """emogrid's source files that `emogrid.<entry>` imports, directly or through each other.
+    """emogrid's source files that `emogrid.<entry>` imports, directly or through each other, except the
+    RECORD_ONLY_MODULES.
 
     Read from the import statements (wherever they stand in a file), not from what a process happens to
     have imported, so every process computes the same list. Modules training never imports (reports,
-    plots, readers) are not in it: editing them while a grid runs does not make a preempted cell
-    start over.
+    plots, readers, the config checks) are not in it: editing them while a grid runs does not make a
+    preempted cell start over.
     """
     package = Path(__file__).resolve().parent
+    skipped = {package / f"{name}.py" for name in RECORD_ONLY_MODULES}
     todo, seen = [package / f"{entry}.py"], set()
     while todo:
         path = todo.pop()
-        if path in seen or not path.is_file():
+        if path in seen or path in skipped or not path.is_file():
             continue
         seen.add(path)
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):

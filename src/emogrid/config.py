@@ -12,18 +12,10 @@ from itertools import product
 from emogrid.errors import ConfigError, ConfigFileError
 from emogrid.hub import check_model_folder
 from emogrid.io import read_json
-from emogrid.settings import loss_settings
+from emogrid.settings import NAMED_WHEN_NOT_DEFAULT, SCHEDULER_ONLY, loss_settings
 from emogrid.splits import FRACTION_TOLERANCE, achieved_fractions
 
 SPLITS = ("train", "validation", "test")
-# What the scheduler gets (the train rule's threads and resources), not what training computes. They
-# stay out of the cell file, so raising a time limit or a memory request does not rewrite the cells
-# and rerun (and re-predict) every finished one. `gpus` stays in: it sets the global batch size.
-SCHEDULER_ONLY = ("threads", "mem_mb", "runtime")
-# Training settings added after results existed, with their schema defaults: a cell (and the recorded
-# config) names them only when they differ from it, so cells made before them keep their files and are
-# not retrained. Code reading a cell takes the default when the key is absent.
-NAMED_WHEN_NOT_DEFAULT = {"pad_to_multiple_of": None, "torch_compile": None, "keep_checkpoints": "weights"}
 
 
 _YAML_FLOAT_AS_STRING = re.compile(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+")

@@ -94,8 +94,9 @@ def package_versions() -> dict[str, str | None]:
 
 # What a user edits in the checkout to run it: the science config (recorded apart, in
 # config.resolved.yaml and every cell.json) and the machine profiles. Editing them, as the README says
-# to, does not make the code that ran differ from its commit.
-NOT_CODE = ("config", "profiles")
+# to, does not make the code that ran differ from its commit. Nor do the docs, the tests and the
+# benchmarks, which no job runs.
+NOT_CODE = ("config", "profiles", "docs", "tests", "bench", "*.md")
 
 
 def git_state(folder: str | Path, exclude: tuple[str, ...] = ()) -> tuple[str, bool | None]:
@@ -108,6 +109,10 @@ def git_state(folder: str | Path, exclude: tuple[str, ...] = ()) -> tuple[str, b
         ).stdout
 
     try:
+        if not git("ls-files", "--", ".").strip():
+            # Inside a checkout but not part of it: a copy installed into an ignored folder (pip install .
+            # into the checkout's .venv). The checkout's commit and status would describe other files.
+            return "unknown", None
         pathspec = [".", *(f":(exclude){path}" for path in exclude)]
         return git("rev-parse", "HEAD").strip(), bool(
             git("status", "--porcelain", "--untracked-files=no", "--", *pathspec).strip()
@@ -121,7 +126,8 @@ def source_state(package_dir: str | Path | None = None, workflow_dir: str | Path
     imported, dirty when the package's own files differ from that commit (git runs in the package's
     folder: the working directory may be another checkout, and inside an image, whose copy of the
     package has no .git, the build may record the commit in EMOGRID_GIT_COMMIT). `workflow_git_*`: the
-    checkout Snakemake ran in (Snakefile, rules, scripts), dirty outside config/ and profiles/ (NOT_CODE).
+    checkout Snakemake ran in (Snakefile, rules, scripts), dirty outside config/, profiles/ and the docs,
+    tests and benchmarks (NOT_CODE).
     With an editable install both are the same checkout."""
     package_dir = Path(package_dir or Path(__file__).resolve().parent)
     commit, dirty = git_state(package_dir)

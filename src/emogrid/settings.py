@@ -4,6 +4,15 @@ checks (emogrid.config, imported when Snakemake parses the workflow: no torch he
 
 from __future__ import annotations
 
+# What the scheduler gets (the train rule's threads and resources), not what training computes. They
+# stay out of the cell file, so raising a time limit or a memory request does not rewrite the cells
+# and rerun (and re-predict) every finished one. `gpus` stays in: it sets the global batch size.
+SCHEDULER_ONLY = ("threads", "mem_mb", "runtime")
+# Training settings added after results existed, with their schema defaults: a cell (and the recorded
+# config) names them only when they differ from it, so cells made before them keep their files and are
+# not retrained. Code reading a cell takes the default when the key is absent.
+NAMED_WHEN_NOT_DEFAULT = {"pad_to_multiple_of": None, "torch_compile": None, "keep_checkpoints": "weights"}
+
 # A loss's `prior_bias_init` when its config leaves it out. Off for pure ASL: a bias at a label's prior
 # (p ~ 0.04) sits under the clip margin (0.05), where negatives give no gradient, and the outputs drift
 # to all-positive. On for BCE and the combined loss, whose BCE part keeps the negatives' gradient.

@@ -248,6 +248,19 @@ class CollatorWithDatasetIndex(MultiLabelCollator):
         return batch
 
 
+def previous_summary(train_log: Path, global_step: int) -> list[dict]:
+    """[The Trainer's end-of-training summary (train_loss, train_runtime) of the attempt that reached
+    `global_step`], from the cell's previous train_log.json; [] when there is none to carry forward."""
+    try:
+        history = read_json(train_log).get("log_history") or []
+    except (OSError, ValueError, AttributeError):
+        return []
+    last = history[-1] if history else None
+    if isinstance(last, dict) and "train_runtime" in last and last.get("step") == global_step:
+        return [last]
+    return []
+
+
 def masked_macro_f1(
     logits: np.ndarray, labels: np.ndarray, mask: np.ndarray, index: np.ndarray, grid=None
 ) -> dict:
@@ -665,8 +678,9 @@ def run_cell(cell: dict) -> Path:
         history = trainer.state.log_history
         if trainer.state.global_step == first_step and history and "train_runtime" in history[-1]:
             # Resumed at the final checkpoint (an evaluation-only rerun): this attempt trained no step,
-            # and the Trainer's summary of it (train_loss 0.0) would pass for the training's.
-            history = history[:-1]
+            # and the Trainer's summary of it (train_loss 0.0) would pass for the training's. The summary
+            # of the run that trained, which the checkpoint predates, comes from the previous log.
+            history = history[:-1] + previous_summary(out_dir / "train_log.json", trainer.state.global_step)
         write_json(
             out_dir / "train_log.json",
             {
