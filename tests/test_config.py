@@ -658,3 +658,12 @@ def test_the_config_checker_passes_the_shipped_configs_and_counts_their_cells(ca
         cells = len(grid_cells(load_config(*overlays)))
         out = capsys.readouterr().out
         assert f"valid; {cells} cells in the grid" in out, out
+
+
+def test_an_overlay_turns_a_default_cluster_pattern_off_with_null(config):
+    # An empty mapping would merge into the defaults and change nothing; null is the way.
+    config["evaluation"]["statistics"]["clusters"]["meld"] = None
+    validate(config, SCHEMA)
+    check_config(config)
+    config["evaluation"]["statistics"]["clusters"]["meld"] = ""
+    assert "clusters" in schema_error(config)

@@ -76,7 +76,9 @@ def test_last_step_is_checkpointed_so_a_rerun_only_predicts(make_cell, tmp_path)
     log = read_json(first / "train_log.json")
     before = pd.read_parquet(first / "predictions.parquet")
     assert (first / "checkpoints" / f"checkpoint-{log['global_step']}").is_dir()
-    (first / "predictions.parquet").unlink()
+    # As Snakemake does before it reruns the job: its outputs go first.
+    for output in ("predictions.parquet", "train_log.json", "run_info.json"):
+        (first / output).unlink()
     again = read_json(run_cell(cell) / "train_log.json")
     assert again["start_step"] == log["global_step"] == again["global_step"]
     assert log["steps_trained"] == log["global_step"] and again["steps_trained"] == 0
@@ -329,6 +331,20 @@ def test_training_identity_covers_data_model_and_code_contents(tmp_path):
     # batch size leave a checkpoint valid (a rerun resumes and predicts instead of retraining).
     evaluating = {**cell, "training": {**cell["training"], "eval_steps": 7, "per_device_eval_batch_size": 99}}
     assert training_identity(evaluating) == before
+    # A stamp written before they joined NOT_TRAINING_IDENTITY still holds them: its checkpoints stay.
+    from emogrid.checkpoints import discard_stale_checkpoints
+
+    checkpoints = tmp_path / "checkpoints"
+    (checkpoints / "checkpoint-10").mkdir(parents=True)
+    old_stamp = json.loads(json.dumps(before))
+    old_stamp["training"] |= {"eval_steps": 500, "per_device_eval_batch_size": 64}
+    (checkpoints / "training_identity.json").write_text(json.dumps(old_stamp))
+    discard_stale_checkpoints(checkpoints, evaluating)
+    assert (checkpoints / "checkpoint-10").is_dir()
+    old_stamp["training"]["learning_rate"] = 2e-3
+    (checkpoints / "training_identity.json").write_text(json.dumps(old_stamp))
+    discard_stale_checkpoints(checkpoints, evaluating)
+    assert not (checkpoints / "checkpoint-10").exists(), "a setting that trains differently still counts"
     unrecorded = {k: v for k, v in before.items() if k != "precision_used"}
     assert identity_changes(unrecorded, before) == ["the precision computed in (not recorded -> fp32)"]
     assert sorted(before["inputs"]["model"]) == ["config.json", "model.safetensors"]

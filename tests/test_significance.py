@@ -239,3 +239,9 @@ def test_clustered_datasets_resample_whole_clusters_and_name_the_key_when_an_id_
     assert paired_clusters["p_value"].iloc[0] > paired_rows["p_value"].iloc[0]
     with pytest.raises(ValueError, match=r"evaluation\.statistics\.clusters\.toy.*'test-r0-0'"):
         grid_statistics(cells, LABELS, None, {**SETTINGS, "clusters": {"toy": r"val-(\d+)"}})
+    # An optional group that takes no part: named, not a TypeError at the end of the grid.
+    with pytest.raises(ValueError, match=r"clusters\.toy.*took no part"):
+        grid_statistics(cells, LABELS, None, {**SETTINGS, "clusters": {"toy": r"(x)?test-r\d+-\d"}})
+    # null (how an overlay turns a default off) resamples rows, as no entry does.
+    off, _ = grid_statistics(cells, LABELS, None, {**SETTINGS, "clusters": {"toy": None}})
+    pd.testing.assert_frame_equal(off, by_rows)

@@ -50,6 +50,11 @@ def resample_counts(
     n_clusters = int(clusters.max()) + 1 if clusters.size else 0
     if clusters.shape != (n_examples,) or set(np.unique(clusters).tolist()) != set(range(n_clusters)):
         raise ValueError(f"clusters must number each of the {n_examples} examples 0..k-1, every value used")
+    if n_clusters * int(np.bincount(clusters).max()) >= _EXACT_FLOAT32:
+        # A resample could draw the largest cluster every time: its row total would not stay exact.
+        raise ValueError(
+            f"{n_clusters} clusters of up to {np.bincount(clusters).max()} rows: too many for float32"
+        )
     return _draw_counts(n_clusters, n_resamples, seed)[:, clusters]
 
 

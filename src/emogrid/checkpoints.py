@@ -155,7 +155,8 @@ def training_sources(entry: str = "train") -> list[Path]:
     """
     package = Path(__file__).resolve().parent
     skipped = {package / f"{name}.py" for name in RECORD_ONLY_MODULES}
-    todo, seen = [package / f"{entry}.py"], set()
+    # The package's __init__ runs before any of its modules, whoever imports what.
+    todo, seen = [package / f"{entry}.py", package / "__init__.py"], set()
     while todo:
         path = todo.pop()
         if path in seen or path in skipped or not path.is_file():
@@ -241,6 +242,9 @@ def discard_stale_checkpoints(
     identity = training_identity(cell, world_size, precision)
     if any(checkpoints.glob("*checkpoint-*")):
         old = read_json(stamp) if stamp.exists() else {}
+        if isinstance(old.get("training"), dict):
+            # A stamp written before a key joined NOT_TRAINING_IDENTITY still holds it: not a difference.
+            old["training"] = {k: v for k, v in old["training"].items() if k not in NOT_TRAINING_IDENTITY}
         if old == identity:
             return identity
         if not old:

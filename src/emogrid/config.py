@@ -389,6 +389,8 @@ def check_config(config: dict) -> None:
         key = f"evaluation.statistics.clusters.{name}"
         if name not in datasets:
             raise ConfigError(key, f"unknown dataset; configured: {sorted(datasets)}")
+        if pattern is None:
+            continue
         try:
             groups = re.compile(pattern).groups
         except re.error as error:

@@ -135,6 +135,11 @@ def cluster_index(ids: np.ndarray, pattern: str, dataset: str) -> np.ndarray:
                 f"config key 'evaluation.statistics.clusters.{dataset}': {pattern!r} does not match the "
                 f"test id {row_id!r}"
             )
+        if found.group(1) is None:
+            raise ValueError(
+                f"config key 'evaluation.statistics.clusters.{dataset}': the first group of {pattern!r} "
+                f"took no part in matching the test id {row_id!r}"
+            )
         names.append(found.group(1))
     return np.unique(np.array(names, dtype=object), return_inverse=True)[1].astype(np.int64)
 
@@ -157,7 +162,7 @@ def bootstrap_grid(
         n = entry.truth.shape[0]
         # One set of resamples per dataset: every cell and level of it sees the same examples.
         if dataset not in weights_of:
-            pattern = (clusters or {}).get(dataset)
+            pattern = (clusters or {}).get(dataset)  # None: rows resampled alone
             index = None if pattern is None else cluster_index(entry.order_ids, pattern, dataset)
             weights_of[dataset] = resample_counts(n, resamples, seed, index)
             clusters_of[dataset] = n if index is None else int(index.max()) + 1

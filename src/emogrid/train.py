@@ -248,16 +248,19 @@ class CollatorWithDatasetIndex(MultiLabelCollator):
         return batch
 
 
-def previous_summary(train_log: Path, global_step: int) -> list[dict]:
-    """[The Trainer's end-of-training summary (train_loss, train_runtime) of the attempt that reached
-    `global_step`], from the cell's previous train_log.json; [] when there is none to carry forward."""
+# Beside the checkpoints: the Trainer's end-of-training summary (train_loss, train_runtime) of the run
+# that trained them, for the train_log.json of a later evaluation-only rerun.
+TRAIN_SUMMARY_FILE = "train_summary.json"
+
+
+def previous_summary(summary_file: Path, global_step: int) -> list[dict]:
+    """[The kept end-of-training summary of the run that reached `global_step`], or []."""
     try:
-        history = read_json(train_log).get("log_history") or []
-    except (OSError, ValueError, AttributeError):
+        summary = read_json(summary_file)
+    except (OSError, ValueError):
         return []
-    last = history[-1] if history else None
-    if isinstance(last, dict) and "train_runtime" in last and last.get("step") == global_step:
-        return [last]
+    if isinstance(summary, dict) and "train_runtime" in summary and summary.get("step") == global_step:
+        return [summary]
     return []
 
 
@@ -676,11 +679,15 @@ def run_cell(cell: dict) -> Path:
             flush=True,
         )
         history = trainer.state.log_history
+        summary_file = checkpoints / TRAIN_SUMMARY_FILE
         if trainer.state.global_step == first_step and history and "train_runtime" in history[-1]:
             # Resumed at the final checkpoint (an evaluation-only rerun): this attempt trained no step,
             # and the Trainer's summary of it (train_loss 0.0) would pass for the training's. The summary
-            # of the run that trained, which the checkpoint predates, comes from the previous log.
-            history = history[:-1] + previous_summary(out_dir / "train_log.json", trainer.state.global_step)
+            # of the run that trained, which the checkpoint predates, was kept beside the checkpoints
+            # (Snakemake deletes the old train_log.json before the job runs).
+            history = history[:-1] + previous_summary(summary_file, trainer.state.global_step)
+        elif history and "train_runtime" in history[-1] and kept["kept"] is not None:
+            write_json(summary_file, history[-1])
         write_json(
             out_dir / "train_log.json",
             {
