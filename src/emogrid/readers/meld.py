@@ -57,33 +57,37 @@ def meld_id(path: Path, line: int, dialogue: str, utterance: str, prefix: str = 
 C1_CONTROLS = re.compile("[\u0080-\u009f]")
 
 
-# UTF-8 read as cp1252 or latin-1 and encoded again: ’ becomes â€™, é becomes Ã©. The published files
-# have none (see ../shared/data's README); a copy read with the wrong encoding and saved has them.
-DOUBLE_ENCODED = re.compile("â€|Ã[-¿]")
+# UTF-8 read as cp1252 or latin-1 and encoded again: ’ becomes â€™, é becomes Ã©. The published
+# files have none (see ../shared/data's README); a copy read with the wrong encoding and saved has them.
+DOUBLE_ENCODED = re.compile("\u00e2\u20ac|\u00c3[\u0080-\u00bf]")
+# Each kind of damage, checked in this order: its pattern and what the error says about a match.
+ENCODING_DAMAGE = (
+    (
+        DOUBLE_ENCODED,
+        lambda found: (
+            f"{found!r}: UTF-8 that was decoded as cp1252 or latin-1 and encoded again (e.g. ’"
+            " saved as â€™); use the published file, or repair the strings (ftfy, or"
+            " s.encode('cp1252').decode('utf-8'))"
+        ),
+    ),
+    (
+        C1_CONTROLS,
+        lambda found: (
+            f"control character U+{ord(found):04X}: Windows-1252 punctuation stored as a C1"
+            " control, as in MELD's files before 2020-11-15; use the fixed release (declare-lab/MELD"
+            " after commit ca3e126), or repair each string with s.encode('latin-1').decode('cp1252')"
+        ),
+    ),
+)
 
 
 def check_no_encoding_damage(path: Path, text: str) -> None:
     """The two ways MELD's text is known to be damaged: double encoding, and C1 controls for cp1252."""
-    found = DOUBLE_ENCODED.search(text)
-    if found:
-        line = text.count("\n", 0, found.start()) + 1
-        raise DatasetFormatError(
-            path,
-            line,
-            f"{found.group()!r}: UTF-8 that was decoded as cp1252 or latin-1 and encoded again (e.g. ’"
-            " saved as â€™); use the published file, or repair the strings (ftfy, or"
-            " s.encode('cp1252').decode('utf-8'))",
-        )
-    found = C1_CONTROLS.search(text)
-    if found:
-        line = text.count("\n", 0, found.start()) + 1
-        raise DatasetFormatError(
-            path,
-            line,
-            f"control character U+{ord(found.group()):04X}: Windows-1252 punctuation stored as a C1"
-            " control, as in MELD's files before 2020-11-15; use the fixed release (declare-lab/MELD"
-            " after commit ca3e126), or repair each string with s.encode('latin-1').decode('cp1252')",
-        )
+    for pattern, problem in ENCODING_DAMAGE:
+        found = pattern.search(text)
+        if found:
+            line = text.count("\n", 0, found.start()) + 1
+            raise DatasetFormatError(path, line, problem(found.group()))
 
 
 def read_meld(path: str | Path, ds_cfg: dict, labels: Sequence[str], id_prefix: str = "") -> FileRecords:
