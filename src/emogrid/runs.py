@@ -46,7 +46,7 @@ def runs_table(
                 "torch": versions.get("torch"),
                 "transformers": versions.get("transformers"),
                 "git commit": str(info.get("git_commit", ""))[:12]
-                # The package's files, or the workflow's outside config/ and profiles/ (what users edit).
+                # The package's files, or the workflow's outside provenance.NOT_CODE (config, profiles, docs).
                 + (" +uncommitted" if info.get("git_dirty") or info.get("workflow_git_dirty") else ""),
                 # sha256 of the training code that ran (run_info.json before 2026-12-01 has none).
                 "code": str((info.get("inputs") or {}).get("code", ""))[:12],
