@@ -152,6 +152,7 @@ rule f1_tables:
         "../envs/report.yaml"
     params:
         confidence=config["evaluation"]["statistics"]["confidence"],
+        clusters=config["evaluation"]["statistics"].get("clusters"),
         synthetic=synthetic_datasets(config),
     script:
         "../workflow_scripts/f1_tables.py"

@@ -461,3 +461,15 @@ def test_single_label_table_without_a_single_label_dataset_says_why(long_df, tmp
     assert pd.read_csv(paths["csv"]).empty
     assert "No evaluated dataset is single-label" in paths["md"].read_text()
     assert "No evaluated dataset is single-label" in paths["html"].read_text()
+
+
+def test_notes_name_the_datasets_resampled_in_whole_clusters(long_df, tmp_path):
+    from emogrid.report import clustered_datasets
+
+    clustered = clustered_datasets({"meld": r"(.+)_utt\d+", "isear": None})
+    assert clustered == ["meld"] and clustered_datasets(None) == []
+    summary = summarize_metric(long_df).assign(ci_low=0.1, ci_high=0.9)
+    paths = write_tables(summary, tmp_path / "f1", confidence=0.95, clustered=clustered)
+    assert "bootstrap interval over test examples (meld in whole clusters of rows)" in paths["md"].read_text()
+    plain = write_tables(summary, tmp_path / "plain", confidence=0.95)
+    assert "clusters" not in plain["md"].read_text()

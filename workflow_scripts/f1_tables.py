@@ -5,6 +5,7 @@ import pandas as pd
 
 from emogrid.report import (
     add_intervals,
+    clustered_datasets,
     collect_reports,
     constant_prediction_warning,
     summarize_metric,
@@ -17,6 +18,7 @@ sys.stderr = open(snakemake.log[0], "w")
 reports = collect_reports(snakemake.input.reports)
 intervals = pd.read_csv(snakemake.input.intervals, keep_default_na=False, na_values=[""])
 confidence = snakemake.params.confidence
+clustered = clustered_datasets(snakemake.params.clusters)
 synthetic = snakemake.params.synthetic
 warning = constant_prediction_warning(reports)
 # Every macro-F1 (labels and grouped levels) with its bootstrap interval; micro-F1 without.
@@ -26,6 +28,7 @@ write_tables(
     confidence=confidence,
     synthetic=synthetic,
     warning=warning,
+    clustered=clustered,
 )
 write_tables(
     add_intervals(summarize_metric(reports, "f1_macro@0.5", levels=None), intervals, "0.5"),
@@ -35,6 +38,7 @@ write_tables(
     synthetic=synthetic,
     warning=warning,
     thresholds="every threshold fixed at 0.5 (no tuning)",
+    clustered=clustered,
 )
 write_tables(
     summarize_metric(reports, "f1_micro@tuned", levels=None),

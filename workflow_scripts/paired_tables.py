@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from emogrid.report import plot_paired_differences, write_paired_tables
+from emogrid.report import clustered_datasets, plot_paired_differences, write_paired_tables
 
 sys.stderr = open(snakemake.log[0], "w")
 
@@ -16,5 +16,6 @@ write_paired_tables(
     settings["p_value"],
     settings["alpha"],
     synthetic=snakemake.params.synthetic,
+    clustered=clustered_datasets(settings.get("clusters")),
 )
 plot_paired_differences(paired, snakemake.output.plot, synthetic=snakemake.params.synthetic)

@@ -240,6 +240,15 @@ def constant_prediction_warning(long_df: pd.DataFrame) -> str:
     )
 
 
+def clustered_datasets(clusters: Mapping[str, str | None] | None) -> list[str]:
+    """The datasets `evaluation.statistics.clusters` resamples in whole clusters (null: by rows)."""
+    return [name for name, pattern in (clusters or {}).items() if pattern]
+
+
+def _clusters_text(clustered: Sequence[str]) -> str:
+    return f" ({', '.join(clustered)} in whole clusters of rows)" if clustered else ""
+
+
 def write_tables(
     summary: pd.DataFrame,
     out_prefix: str | Path,
@@ -248,6 +257,7 @@ def write_tables(
     synthetic: Sequence[str] = (),
     thresholds: str = "thresholds tuned on validation",
     warning: str = "",
+    clustered: Sequence[str] = (),
 ) -> dict[str, Path]:
     """Write `summary` (from `summarize_metric`, optionally `add_intervals`) as <prefix>.csv (tidy
     numbers, columns SUMMARY_COLUMNS [+ INTERVAL_COLUMNS] + [SYNTHETIC_COLUMN]) and as the
@@ -265,7 +275,10 @@ def write_tables(
     note += f"Mean ± std over seeds (ddof=1; n/a with one seed); {thresholds}."
     if has_intervals:
         level = f"{confidence:.0%} " if confidence is not None else ""
-        note += f" In brackets: {level}bootstrap interval over test examples of the seed mean."
+        note += (
+            f" In brackets: {level}bootstrap interval over test examples{_clusters_text(clustered)} of the"
+            " seed mean."
+        )
     io.write_text(paths["md"], f"## {title}\n\n{note}\n\n{to_markdown(display)}")
     io.write_text(paths["html"], to_html_document(title, [(title, note, display)]))
     return paths
@@ -380,14 +393,16 @@ def write_paired_tables(
     method: str,
     alpha: float,
     synthetic: Sequence[str] = (),
+    clustered: Sequence[str] = (),
 ) -> dict[str, Path]:
     """<prefix>.csv (the numbers, with SYNTHETIC_COLUMN), <prefix>.md and <prefix>.html (the display
-    table, its note naming the `synthetic` datasets first)."""
+    table, its note naming the `synthetic` datasets first and the `clustered` ones)."""
     paths = _output_paths(out_prefix)
     _write_csv(paths["csv"], _with_synthetic_column(paired, synthetic))
     title = "Paired comparisons of test macro-F1"
     note = synthetic_warning(synthetic) + (
-        f"a − b on the same bootstrap resamples of the test examples; {confidence:.0%} percentile "
+        f"a − b on the same bootstrap resamples of the test examples{_clusters_text(clustered)}; "
+        f"{confidence:.0%} percentile "
         f"interval; two-sided p-value ({method}); Holm correction over all {len(paired)} comparisons, "
         f"significant at family-wise alpha = {alpha:g}."
     )
