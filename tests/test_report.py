@@ -473,3 +473,30 @@ def test_notes_name_the_datasets_resampled_in_whole_clusters(long_df, tmp_path):
     assert "bootstrap interval over test examples (meld in whole clusters of rows)" in paths["md"].read_text()
     plain = write_tables(summary, tmp_path / "plain", confidence=0.95)
     assert "clusters" not in plain["md"].read_text()
+
+
+def test_html_tables_leave_missing_values_blank_in_every_column_type():
+    # pandas' nullable integers printed <NA> despite na_rep="" (72 cells of the demo's data summary).
+    from emogrid.htmlpage import to_html_document
+
+    frame = pd.DataFrame(
+        {"count": pd.array([3, None], dtype="Int64"), "share": [0.25, np.nan], "name": ["a", None]}
+    )
+    page = to_html_document("t", [("t", "note", frame)])
+    assert "&lt;NA&gt;" not in page and "NaN" not in page and "None" not in page
+    assert "<td>3</td>" in page and "0.2500" in page
+
+
+def test_the_note_gives_each_datasets_test_rows_and_its_clusters():
+    from emogrid.report import resampled_units
+
+    intervals = pd.DataFrame(
+        {
+            "dataset": ["goemotions", "goemotions", "isear"],
+            "n_examples": [200, 200, 136],
+            "n_clusters": [200, 200, 20],
+        }
+    )
+    assert resampled_units(intervals) == " Test rows: goemotions 200, isear 136 (resampled as 20 clusters)."
+    assert resampled_units(intervals.drop(columns="n_clusters")) == " Test rows: goemotions 200, isear 136."
+    assert resampled_units(pd.DataFrame()) == ""

@@ -8,6 +8,7 @@ from emogrid.report import (
     clustered_datasets,
     collect_reports,
     constant_prediction_warning,
+    resampled_units,
     summarize_metric,
     write_single_label_tables,
     write_tables,
@@ -19,6 +20,7 @@ reports = collect_reports(snakemake.input.reports)
 intervals = pd.read_csv(snakemake.input.intervals, keep_default_na=False, na_values=[""])
 confidence = snakemake.params.confidence
 clustered = clustered_datasets(snakemake.params.clusters)
+units = resampled_units(intervals)
 synthetic = snakemake.params.synthetic
 warning = constant_prediction_warning(reports)
 # Every macro-F1 (labels and grouped levels) with its bootstrap interval; micro-F1 without.
@@ -29,6 +31,7 @@ write_tables(
     synthetic=synthetic,
     warning=warning,
     clustered=clustered,
+    units=units,
 )
 write_tables(
     add_intervals(summarize_metric(reports, "f1_macro@0.5", levels=None), intervals, "0.5"),
@@ -39,6 +42,7 @@ write_tables(
     warning=warning,
     thresholds="every threshold fixed at 0.5 (no tuning)",
     clustered=clustered,
+    units=units,
 )
 write_tables(
     summarize_metric(reports, "f1_micro@tuned", levels=None),

@@ -21,7 +21,9 @@ def to_html_document(title: str, sections: Sequence[tuple[str, str, pd.DataFrame
     for heading, note, frame in sections:
         parts.append(f"<h2>{html.escape(heading)}</h2>")
         parts.append(f"<p>{html.escape(note)}</p>")
-        parts.append(frame.to_html(index=False, na_rep="", border=0, float_format=lambda v: f"{v:.4f}"))
+        # na_rep does not reach pandas' nullable integer columns (Int64 printed <NA>): blank them first.
+        shown = frame.astype(object).where(frame.notna(), "")
+        parts.append(shown.to_html(index=False, na_rep="", border=0, float_format=lambda v: f"{v:.4f}"))
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 

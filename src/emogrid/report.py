@@ -245,6 +245,18 @@ def clustered_datasets(clusters: Mapping[str, str | None] | None) -> list[str]:
     return [name for name, pattern in (clusters or {}).items() if pattern]
 
 
+def resampled_units(intervals: pd.DataFrame) -> str:
+    """A sentence with each dataset's test rows, and the clusters they were resampled as where those are
+    fewer: from the interval table (`significance.INTERVAL_TABLE_COLUMNS`). "" without one."""
+    if intervals.empty or "n_examples" not in intervals:
+        return ""
+    parts = []
+    for dataset, rows in intervals.groupby("dataset", sort=False):
+        n, k = int(rows["n_examples"].iloc[0]), int(rows.get("n_clusters", rows["n_examples"]).iloc[0])
+        parts.append(f"{dataset} {n}" + (f" (resampled as {k} clusters)" if k < n else ""))
+    return f" Test rows: {', '.join(parts)}."
+
+
 def _clusters_text(clustered: Sequence[str]) -> str:
     return f" ({', '.join(clustered)} in whole clusters of rows)" if clustered else ""
 
@@ -258,6 +270,7 @@ def write_tables(
     thresholds: str = "thresholds tuned on validation",
     warning: str = "",
     clustered: Sequence[str] = (),
+    units: str = "",
 ) -> dict[str, Path]:
     """Write `summary` (from `summarize_metric`, optionally `add_intervals`) as <prefix>.csv (tidy
     numbers, columns SUMMARY_COLUMNS [+ INTERVAL_COLUMNS] + [SYNTHETIC_COLUMN]) and as the
@@ -277,7 +290,7 @@ def write_tables(
         level = f"{confidence:.0%} " if confidence is not None else ""
         note += (
             f" In brackets: {level}bootstrap interval over test examples{_clusters_text(clustered)} of the"
-            " seed mean."
+            f" seed mean.{units}"
         )
     io.write_text(paths["md"], f"## {title}\n\n{note}\n\n{to_markdown(display)}")
     io.write_text(paths["html"], to_html_document(title, [(title, note, display)]))
