@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 import pytest
-from sklearn.metrics import f1_score
+from sklearn.metrics import accuracy_score, f1_score
 
 from emogrid.bootstrap import (
     bootstrap_f1_macro,
@@ -18,6 +18,8 @@ from emogrid.bootstrap import (
     paired_p_value,
     resample_counts,
     resampled_f1_macro,
+    resampled_statistic,
+    statistic_of,
 )
 
 
@@ -49,6 +51,37 @@ def test_resampled_counts_equal_counts_of_the_resampled_rows():
         rows = np.repeat(np.arange(60), weights[b].astype(int))
         expected = f1_score(truth[rows], predicted[rows], average="macro", zero_division=0)
         assert f1_macro_from_counts(tp[b], fp[b], fn[b]) == pytest.approx(expected, abs=1e-12)
+
+
+def test_single_label_statistics_of_each_resample_equal_sklearn_with_the_draws_as_sample_weights():
+    """Weighted-F1, accuracy and macro-F1 of argmax decisions (one class per row, truth and prediction),
+    per resample, against scikit-learn on the labels with the resample's counts as sample weights; a
+    class never true (weight 0 in weighted-F1) and one never predicted are in it."""
+    rng = np.random.default_rng(7)
+    n, k = 300, 6
+    true_class = rng.choice(k - 1, size=n, p=[0.4, 0.3, 0.15, 0.1, 0.05])  # class 5 never true
+    predicted_class = np.where(rng.random(n) < 0.6, true_class, rng.integers(0, k, n))
+    predicted_class[predicted_class == 3] = 0  # class 3 never predicted
+    truth, predicted = np.eye(k, dtype=bool)[true_class], np.eye(k, dtype=bool)[predicted_class]
+    weights = resample_counts(n, 9, seed=2)
+    sklearn_scores = {
+        "f1_weighted": lambda w: f1_score(
+            true_class, predicted_class, labels=range(k), average="weighted", sample_weight=w, zero_division=0
+        ),
+        "f1_macro": lambda w: f1_score(
+            true_class, predicted_class, labels=range(k), average="macro", sample_weight=w, zero_division=0
+        ),
+        "accuracy": lambda w: accuracy_score(true_class, predicted_class, sample_weight=w),
+    }
+    for statistic, expected in sklearn_scores.items():
+        resampled = resampled_statistic(weights, truth, [predicted], statistic)
+        for b in range(weights.shape[0]):
+            assert resampled[b] == pytest.approx(expected(weights[b]), abs=1e-12), (statistic, b)
+        assert statistic_of(truth, predicted, statistic) == pytest.approx(expected(np.ones(n)), abs=1e-12)
+    # Weighted-F1 is not macro-F1 here (skewed classes), so the two are not mixed up above.
+    assert (
+        abs(statistic_of(truth, predicted, "f1_weighted") - statistic_of(truth, predicted, "f1_macro")) > 0.01
+    )
 
 
 def test_resamples_are_seeded():

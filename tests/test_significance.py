@@ -14,6 +14,7 @@ from emogrid.report import (
     plot_paired_differences,
     summarize_metric,
     write_paired_tables,
+    write_single_label_tables,
     write_tables,
 )
 from emogrid.significance import INTERVAL_TABLE_COLUMNS, PAIRED_COLUMNS, grid_statistics
@@ -245,3 +246,103 @@ def test_clustered_datasets_resample_whole_clusters_and_name_the_key_when_an_id_
     # null (how an overlay turns a default off) resamples rows, as no entry does.
     off, _ = grid_statistics(cells, LABELS, None, {**SETTINGS, "clusters": {"toy": None}})
     pd.testing.assert_frame_equal(off, by_rows)
+
+
+def single_label_predictions(quality: float, seed: int) -> pd.DataFrame:
+    """A single-label dataset on 3 of the 5 labels (the mask covers those): one true label per row."""
+    rng = np.random.default_rng(seed)
+    covered = [0, 2, 4]
+    mask = np.zeros(len(LABELS), np.int8)
+    mask[covered] = 1
+    frames = []
+    for split in ("validation", "test"):
+        classes = np.random.default_rng(5 if split == "test" else 6).choice(3, N[split], p=[0.6, 0.3, 0.1])
+        truth = np.zeros((N[split], len(LABELS)), np.int8)
+        truth[np.arange(N[split]), np.array(covered)[classes]] = 1
+        probs = np.clip(quality * truth + rng.normal(0.3, 0.2, truth.shape), 0, 1).astype(np.float32)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "dataset": "single",
+                    "split": split,
+                    "id": [f"{split}-{i}" for i in range(N[split])],
+                    "probs": list(probs),
+                    "labels": list(truth * mask),
+                    "label_mask": [mask] * N[split],
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def test_single_label_datasets_get_intervals_for_their_argmax_scores(tmp_path):
+    """Weighted-F1, accuracy and macro-F1 of the most probable label, each with an interval whose
+    estimate is the seed mean of the eval reports' number; a multi-label dataset gets none of them."""
+    cells = []
+    for loss, quality in QUALITY.items():
+        for seed in (1, 2):
+            folder = tmp_path / loss / f"seed{seed}"
+            frame = pd.concat([single_label_predictions(quality, seed), predictions(quality, seed)])
+            io.write_parquet(folder / "predictions.parquet", frame)
+            cell = {"mix": "m1", "loss": loss, "imbalance": "none", "seed": seed}
+            evaluate_file(folder / "predictions.parquet", folder / "eval_report.json", LABELS, GRID, cell)
+            cells.append((folder / "predictions.parquet", folder / "eval_report.json"))
+    intervals, paired = grid_statistics(cells, LABELS, None, SETTINGS)
+    argmax = intervals[intervals["threshold"] == "argmax"]
+    assert set(argmax["dataset"]) == {"single"}
+    assert sorted(argmax["metric"]) == sorted(
+        f"{m}@argmax" for m in ("f1_weighted", "accuracy", "f1_macro") for _ in QUALITY
+    )
+    assert set(intervals.loc[intervals["threshold"] != "argmax", "metric"]) == {
+        "f1_macro@tuned",
+        "f1_macro@0.5",
+    }
+    reports = collect_reports([report for _, report in cells])
+    for row in argmax.itertuples(index=False):
+        values = reports[
+            (reports["loss"] == row.loss)
+            & (reports["dataset"] == "single")
+            & (reports["split"] == "test")
+            & (reports["metric"] == row.metric)
+        ]["value"]
+        assert len(values) == 2 and row.estimate == pytest.approx(values.mean(), abs=1e-12)
+        assert row.ci_low < row.estimate < row.ci_high and row.seeds == 2
+    # The good loss is better on every argmax score, and the intervals say so.
+    by = argmax.set_index(["loss", "metric"])
+    for metric in set(argmax["metric"]):
+        assert by.loc[("good", metric), "ci_low"] > by.loc[("poor", metric), "ci_high"]
+    # The single-label table shows them, in brackets after the seed means, and names the test rows.
+    paths = write_single_label_tables(reports, tmp_path / "single", intervals=intervals, confidence=0.95)
+    table = pd.read_csv(paths["csv"])
+    assert len(table) == 6 and table[["ci_low", "ci_high"]].notna().all().all()
+    good_weighted = by.loc[("good", "f1_weighted@argmax")]
+    shown = table[(table["loss"] == "good") & (table["level"] == "weighted-F1")].iloc[0]
+    assert (shown["ci_low"], shown["ci_high"]) == pytest.approx((good_weighted.ci_low, good_weighted.ci_high))
+    text = paths["md"].read_text()
+    assert f"[{good_weighted.ci_low:.3f}, {good_weighted.ci_high:.3f}]" in text
+    assert "In brackets: 95% bootstrap interval" in text and "No bootstrap intervals" not in text
+    # The note's test rows and clustered datasets are this table's only (not the multi-label toy's).
+    assert f"Test rows: single {N['test']}." in text and "toy" not in text
+    paths = write_single_label_tables(
+        reports, tmp_path / "clusters", intervals=intervals, confidence=0.95, clustered=["toy", "single"]
+    )
+    assert "(single in whole clusters of rows)" in paths["md"].read_text()
+    # An interval table from before the argmax intervals (no metric column): the table, without them.
+    older_table = intervals[intervals["threshold"] != "argmax"].drop(columns="metric")
+    paths = write_single_label_tables(reports, tmp_path / "older", intervals=older_table, confidence=0.95)
+    assert "ci_low" not in pd.read_csv(paths["csv"]) and "No bootstrap intervals" in paths["md"].read_text()
+    # Only macro-F1 at tuned thresholds is compared in pairs: one comparison per dataset.
+    assert len(paired) == 2
+    # A report whose argmax score does not come from its predictions is refused, naming the score.
+    report = io.read_json(cells[0][1])
+    report["datasets"]["single"]["test"]["accuracy@argmax"] += 0.01
+    io.write_json(tmp_path / "tampered.json", report)
+    with pytest.raises(ValueError, match=r"single/labels test accuracy@argmax .* in the report but"):
+        grid_statistics([(cells[0][0], tmp_path / "tampered.json")], LABELS, None, SETTINGS)
+    # A report that predates the argmax scores: that seed has no argmax interval, the other seed has.
+    for metric in ("f1_weighted", "accuracy", "f1_macro"):
+        del report["datasets"]["single"]["test"][f"{metric}@argmax"]
+    io.write_json(tmp_path / "older.json", report)
+    older, _ = grid_statistics([(cells[0][0], tmp_path / "older.json"), cells[1]], LABELS, None, SETTINGS)
+    assert (older.loc[older["threshold"] == "argmax", "seeds"] == 1).all()
+    assert (older.loc[older["threshold"] == "tuned", "seeds"] == 2).all()

@@ -101,6 +101,10 @@ def test_demo_table_covers_the_grid_with_finite_scores(demo_run):
         )
         contains = (frame["ci_low"] <= frame["mean"]) & (frame["mean"] <= frame["ci_high"])
         assert contains.mean() >= 0.9 and (frame["ci_high"] > frame["ci_low"]).any()
+    # ISEAR and MELD are single-label: their argmax scores have intervals too, for every cell.
+    single = pd.read_csv(demo_run / "tables/single_label.csv")
+    assert set(single["dataset"]) == {"isear", "meld"} and len(single) == 6 * 2 * 3
+    assert single[["ci_low", "ci_high"]].notna().all().all() and (single["ci_low"] <= single["ci_high"]).all()
 
 
 @pytest.mark.slow

@@ -53,5 +53,11 @@ write_tables(
 )
 # MELD and ISEAR as their literature scores them: the most probable label, no threshold.
 write_single_label_tables(
-    reports, Path(snakemake.output.single).with_suffix(""), synthetic=synthetic, warning=warning
+    reports,
+    Path(snakemake.output.single).with_suffix(""),
+    synthetic=synthetic,
+    warning=warning,
+    intervals=intervals,
+    confidence=confidence,
+    clustered=clustered,
 )

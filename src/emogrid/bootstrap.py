@@ -1,10 +1,11 @@
-"""Bootstrap over test examples: confidence intervals for macro-F1 and paired comparisons of cells.
+"""Bootstrap over test examples: confidence intervals for macro-F1 (and weighted-F1 and accuracy, for
+single-label decisions) and paired comparisons of cells.
 
 Everything is vectorised. A resample is a row of counts (how often each test example was drawn), so
 for B resamples the per-class true positives, false positives and false negatives of every resample
 come out of one (B, n) @ (n, 3C) matrix product, and macro-F1 per resample is arithmetic on those
-counts. 1,000 resamples of the GoEmotions test split (5,427 x 28) take a fraction of a second
-(docs/STATISTICS.md).
+counts (so are weighted-F1 and accuracy: COUNT_STATISTICS). 1,000 resamples of the GoEmotions test
+split (5,427 x 28) take a fraction of a second (docs/STATISTICS.md).
 
 F1 of a class is 2·TP / (2·TP + FP + FN), and 0 when that denominator is 0 (no true and no predicted
 positive): scikit-learn's `f1_score(..., zero_division=0)`, so on the unresampled data the numbers equal
@@ -93,26 +94,67 @@ def confusion_counts(
     return counts[:, :n_classes], counts[:, n_classes : 2 * n_classes], counts[:, 2 * n_classes :]
 
 
+def per_class_f1(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
+    """F1 of each class (last axis); 0 for a class with no true and no predicted positive."""
+    denominator = 2 * tp + fp + fn
+    return np.divide(2 * tp, denominator, out=np.zeros_like(denominator), where=denominator > 0)
+
+
 def f1_macro_from_counts(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
     """Macro-F1 over the last axis; a class with no true and no predicted positive counts as 0."""
-    denominator = 2 * tp + fp + fn
-    per_class = np.divide(2 * tp, denominator, out=np.zeros_like(denominator), where=denominator > 0)
-    return per_class.mean(axis=-1)
+    return per_class_f1(tp, fp, fn).mean(axis=-1)
+
+
+def f1_weighted_from_counts(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
+    """Per-class F1 averaged with the classes' true counts (TP + FN) as weights: scikit-learn's
+    `average="weighted"`, 0 when no class has a true row."""
+    support = tp + fn
+    total = support.sum(axis=-1)
+    weighted = (per_class_f1(tp, fp, fn) * support).sum(axis=-1)
+    return np.divide(weighted, total, out=np.zeros_like(total), where=total > 0)
+
+
+def accuracy_from_counts(tp: np.ndarray, fp: np.ndarray, fn: np.ndarray) -> np.ndarray:
+    """Share of rows whose one predicted class is their one true class. Only for single-label rows and
+    single-label decisions (the argmax of each row): then a correct row is one TP and every row has
+    exactly one true class, so the rows number TP + FN summed over the classes."""
+    rows = (tp + fn).sum(axis=-1)
+    return np.divide(tp.sum(axis=-1), rows, out=np.zeros_like(rows), where=rows > 0)
+
+
+# The statistics a resample can be scored by, from its per-class counts.
+COUNT_STATISTICS = {
+    "f1_macro": f1_macro_from_counts,
+    "f1_weighted": f1_weighted_from_counts,
+    "accuracy": accuracy_from_counts,
+}
 
 
 def f1_macro(y_true: np.ndarray, y_pred: np.ndarray) -> float:
     """Macro-F1 of the unresampled data (equal to scikit-learn's, zero_division=0)."""
+    return statistic_of(y_true, y_pred, "f1_macro")
+
+
+def statistic_of(y_true: np.ndarray, y_pred: np.ndarray, statistic: str) -> float:
+    """A COUNT_STATISTICS statistic of the unresampled data."""
     n = np.asarray(y_true).shape[0]
-    return float(f1_macro_from_counts(*confusion_counts(np.ones(n), y_true, y_pred))[0])
+    return float(COUNT_STATISTICS[statistic](*confusion_counts(np.ones(n), y_true, y_pred))[0])
 
 
 def resampled_f1_macro(weights: np.ndarray, y_true: np.ndarray, y_preds: Sequence[np.ndarray]) -> np.ndarray:
     """Macro-F1 of each resample, averaged over several prediction sets (one per seed) of the same
     examples: shape (B,). Every prediction set sees the same resamples."""
+    return resampled_statistic(weights, y_true, y_preds, "f1_macro")
+
+
+def resampled_statistic(
+    weights: np.ndarray, y_true: np.ndarray, y_preds: Sequence[np.ndarray], statistic: str
+) -> np.ndarray:
+    """A COUNT_STATISTICS statistic of each resample, averaged over the prediction sets: shape (B,)."""
     if len(y_preds) == 0:
         raise ValueError("no predictions to score")
-    per_seed = [f1_macro_from_counts(*confusion_counts(weights, y_true, y_pred)) for y_pred in y_preds]
-    return np.mean(per_seed, axis=0)
+    score = COUNT_STATISTICS[statistic]
+    return np.mean([score(*confusion_counts(weights, y_true, y_pred)) for y_pred in y_preds], axis=0)
 
 
 def percentile_interval(values: np.ndarray, confidence: float) -> tuple[float, float]:

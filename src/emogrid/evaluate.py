@@ -244,6 +244,11 @@ def is_single_label(splits: Mapping[str, SplitArrays], covered_idx: np.ndarray) 
     return all((arrays.labels[:, covered_idx].sum(axis=1) == 1).all() for arrays in splits.values())
 
 
+# The decisions `argmax_metrics` scores (split_decisions' key for them), and a metric its entries carry.
+ARGMAX_MODE = "argmax"
+ARGMAX_SCORED = "f1_weighted@argmax"
+
+
 def argmax_metrics(arrays: SplitArrays, covered_idx: np.ndarray) -> dict[str, float]:
     """A single-label dataset scored as its literature scores it: each row's most probable covered
     label against its one true label (no threshold). Accuracy, and F1 averaged over the covered labels
@@ -379,6 +384,8 @@ def split_decisions(
 
     Returns {level: {"ids", "truth", "decisions": {"0.5": array, "tuned": array}}}, arrays (n, k) over
     the k covered columns. The thresholds come from `entry` (tuned on validation when it was written).
+    Where the entry carries the argmax scores (a single-label dataset, labels level), "decisions" also
+    has ARGMAX_MODE: one-hot rows of the most probable covered label.
     """
     arrays = _split_arrays(rows[rows["split"] == split], len(labels), f"{dataset}/{split}")
     ids = rows.loc[rows["split"] == split, "id"].astype(str).to_numpy()
@@ -394,10 +401,15 @@ def split_decisions(
         columns = np.array([names.index(name) for name in covered_names], dtype=int)
         thresholds = np.array([level_entry["thresholds"][name] for name in covered_names], dtype=float)
         probs = level_arrays.probs[:, columns]
+        decisions = {"0.5": probs >= DEFAULT_THRESHOLD, "tuned": probs >= thresholds[None, :]}
+        if ARGMAX_SCORED in level_entry.get(split, {}):
+            # A single-label dataset (argmax_metrics scored it): each row's most probable covered label,
+            # the columns in label order as there, so ties go the same way.
+            decisions[ARGMAX_MODE] = np.eye(len(columns), dtype=bool)[probs.argmax(axis=1)]
         out[level] = {
             "ids": ids,
             "truth": level_arrays.labels[:, columns].astype(bool),
-            "decisions": {"0.5": probs >= DEFAULT_THRESHOLD, "tuned": probs >= thresholds[None, :]},
+            "decisions": decisions,
         }
     return out
 

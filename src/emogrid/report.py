@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from emogrid import io
-from emogrid.evaluate import CONSTANT_SPREAD
+from emogrid.evaluate import ARGMAX_MODE, CONSTANT_SPREAD
 from emogrid.htmlpage import synthetic_warning, to_html_document
 
 LONG_COLUMNS = ["mix", "loss", "imbalance", "seed", "dataset", "level", "split", "metric", "label", "value"]
@@ -147,20 +147,26 @@ def format_interval(low: float, high: float, decimals: int = 3) -> str:
     return f"[{low:.{decimals}f}, {high:.{decimals}f}]"
 
 
-def add_intervals(summary: pd.DataFrame, intervals: pd.DataFrame, threshold: str) -> pd.DataFrame:
+def add_intervals(
+    summary: pd.DataFrame, intervals: pd.DataFrame, threshold: str, metric: str | None = None
+) -> pd.DataFrame:
     """`summary` with the bootstrap interval columns (ci_low, ci_high) of `intervals` (the
-    significance.interval_table CSV) for one threshold mode ("tuned" or "0.5").
+    significance.INTERVAL_TABLE_COLUMNS CSV) for one decision mode ("tuned", "0.5" or "argmax") and
+    one metric (default macro-F1 at that mode, "f1_macro@<mode>"; a table made before the `metric`
+    column had macro-F1 only).
 
     The interval's estimate is the same seed mean as the summary's, computed again from the predictions:
     a mismatch means the two were made from different runs, and is an error.
     """
     selected = intervals[intervals["threshold"].astype(str) == threshold]
+    if "metric" in selected:
+        selected = selected[selected["metric"] == (metric or f"f1_macro@{threshold}")]
     keys = [*CELL_COLUMNS, "dataset", "level"]
     merged = summary.merge(selected[[*keys, "estimate", *INTERVAL_COLUMNS]], on=keys, how="left")
     missing = merged["estimate"].isna()
     if missing.any():
         first = merged.loc[missing, keys].iloc[0].tolist()
-        raise ValueError(f"no bootstrap interval for {first} (threshold {threshold})")
+        raise ValueError(f"no bootstrap interval for {first} (threshold {threshold}, {metric or 'f1_macro'})")
     if not np.allclose(merged["estimate"], merged["mean"], rtol=0, atol=1e-9):
         raise ValueError("bootstrap estimates differ from the eval reports' means: made from other runs?")
     return merged.drop(columns="estimate")
@@ -307,15 +313,24 @@ ARGMAX_METRICS = {
 }
 
 
-def single_label_summary(long_df: pd.DataFrame) -> pd.DataFrame:
+def has_argmax_intervals(intervals: pd.DataFrame | None) -> bool:
+    """Whether the interval table has the argmax scores' intervals (it predates them otherwise)."""
+    return intervals is not None and "metric" in intervals and (intervals["threshold"] == ARGMAX_MODE).any()
+
+
+def single_label_summary(long_df: pd.DataFrame, intervals: pd.DataFrame | None = None) -> pd.DataFrame:
     """Test-split mean/std/n over seeds of the argmax metrics of the single-label datasets, with the
-    metric's name as the `level` (so the display table has a "dataset · metric" column per pair);
-    no rows when no evaluated dataset is single-label (or the reports predate the metrics)."""
-    frames = [
-        summarize_metric(long_df, metric=metric, levels=[LABEL_LEVEL]).assign(level=name)
-        for metric, name in ARGMAX_METRICS.items()
-        if ((long_df["metric"] == metric) & (long_df["split"] == "test")).any()
-    ]
+    metric's name as the `level` (so the display table has a "dataset · metric" column per pair), and
+    their bootstrap intervals when `intervals` has them; no rows when no evaluated dataset is
+    single-label (or the reports predate the metrics)."""
+    frames = []
+    for metric, name in ARGMAX_METRICS.items():
+        if not ((long_df["metric"] == metric) & (long_df["split"] == "test")).any():
+            continue
+        summary = summarize_metric(long_df, metric=metric, levels=[LABEL_LEVEL])
+        if has_argmax_intervals(intervals):
+            summary = add_intervals(summary, intervals, ARGMAX_MODE, metric)
+        frames.append(summary.assign(level=name))
     if not frames:
         return pd.DataFrame(columns=SUMMARY_COLUMNS)
     summary = pd.concat(frames, ignore_index=True)
@@ -346,20 +361,39 @@ def _older_reports_note(long_df: pd.DataFrame, summary: pd.DataFrame) -> str:
 
 
 def write_single_label_tables(
-    long_df: pd.DataFrame, out_prefix: str | Path, synthetic: Sequence[str] = (), warning: str = ""
+    long_df: pd.DataFrame,
+    out_prefix: str | Path,
+    synthetic: Sequence[str] = (),
+    warning: str = "",
+    intervals: pd.DataFrame | None = None,
+    confidence: float | None = None,
+    clustered: Sequence[str] = (),
 ) -> dict[str, Path]:
-    """<prefix>.csv/.md/.html of `single_label_summary`; with no single-label dataset, the csv has the
-    header only and the page says why."""
+    """<prefix>.csv/.md/.html of `single_label_summary`, with the bootstrap intervals of `intervals`
+    when it has them (the note says when it predates them, and names the table's clustered datasets
+    and test rows when not); with no single-label dataset, the csv has the header only and the page
+    says why."""
     title = "Single-label datasets: test scores of the most probable label"
-    summary = single_label_summary(long_df)
+    summary = single_label_summary(long_df, intervals)
     if not summary.empty:
+        shown = set(summary["dataset"])
+        units = resampled_units(intervals[intervals["dataset"].isin(shown)]) if intervals is not None else ""
+        no_intervals = (
+            ""
+            if has_argmax_intervals(intervals)
+            else "No bootstrap intervals: the interval table predates them (snakemake --forcerun bootstrap "
+            "writes them, retraining nothing). "
+        )
         return write_tables(
             summary,
             out_prefix,
             title=title,
+            confidence=confidence,
             synthetic=synthetic,
-            warning=warning + _older_reports_note(long_df, summary),
+            warning=warning + _older_reports_note(long_df, summary) + no_intervals,
             thresholds="no threshold: each row's most probable covered label against its one true label",
+            clustered=[name for name in clustered if name in shown],
+            units=units,
         )
     paths = _output_paths(out_prefix)
     _write_csv(paths["csv"], pd.DataFrame(columns=[*SUMMARY_COLUMNS, SYNTHETIC_COLUMN]))

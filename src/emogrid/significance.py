@@ -7,7 +7,9 @@ rows (`emogrid.bootstrap.resample_counts`, seeded; in whole clusters of rows for
 comparisons resample the same examples for both cells.
 
 A cell here is (loss, mix, imbalance); its seeds are averaged: the statistic is the mean over seeds of
-macro-F1, the same number as the table's mean, and its interval is over test examples.
+macro-F1 (and, for the single-label datasets, of the argmax scores: weighted-F1, accuracy and macro-F1 of
+each row's most probable label), the same number as the table's mean, and its interval is over test
+examples.
 
 Paired comparisons (macro-F1 over the labels, tuned thresholds): for each dimension (loss, mix,
 imbalance), every pair of its values with the other two fixed, on each evaluation dataset. The family
@@ -27,22 +29,31 @@ import pandas as pd
 
 from emogrid import io
 from emogrid.bootstrap import (
-    f1_macro,
     holm,
     paired_difference,
     percentile_interval,
     resample_counts,
-    resampled_f1_macro,
+    resampled_statistic,
+    statistic_of,
 )
-from emogrid.evaluate import LABEL_LEVEL, split_decisions
+from emogrid.evaluate import ARGMAX_MODE, LABEL_LEVEL, split_decisions
 
 CELL_DIMENSIONS = ("loss", "mix", "imbalance")
 THRESHOLD_MODES = ("tuned", "0.5")
+# The statistics (bootstrap.COUNT_STATISTICS) with an interval, per decision mode: macro-F1 at both
+# threshold modes, and for single-label datasets the argmax scores (evaluate.argmax_metrics). The
+# interval table's `metric` is "<statistic>@<mode>", the eval report's name for the same number.
+MODE_STATISTICS = {
+    "tuned": ("f1_macro",),
+    "0.5": ("f1_macro",),
+    ARGMAX_MODE: ("f1_weighted", "accuracy", "f1_macro"),
+}
 INTERVAL_TABLE_COLUMNS = [
     *CELL_DIMENSIONS,
     "dataset",
     "level",
     "threshold",
+    "metric",
     "estimate",
     "ci_low",
     "ci_high",
@@ -74,7 +85,8 @@ class _Scores:
         self.order_ids = np.sort(ids)
         order = np.argsort(ids, kind="stable")
         self.truth = truth[order]
-        # (loss, mix, imbalance) -> threshold mode -> one decision array per seed
+        # (loss, mix, imbalance) -> decision mode -> one decision array per seed (ARGMAX_MODE: only the
+        # seeds whose eval report has the argmax scores)
         self.decisions: dict[tuple[str, str, str], dict[str, list[np.ndarray]]] = {}
 
     def add(self, cell: tuple[str, str, str], ids: np.ndarray, truth: np.ndarray, decisions, where: str):
@@ -83,9 +95,9 @@ class _Scores:
             raise ValueError(f"{where}: test ids differ from the other cells' (same data expected)")
         if not np.array_equal(truth[order], self.truth):
             raise ValueError(f"{where}: test labels differ from the other cells' (same data expected)")
-        modes = self.decisions.setdefault(cell, {mode: [] for mode in THRESHOLD_MODES})
-        for mode in THRESHOLD_MODES:
-            modes[mode].append(decisions[mode][order])
+        modes = self.decisions.setdefault(cell, {})
+        for mode, decided in decisions.items():
+            modes.setdefault(mode, []).append(decided[order])
 
 
 def collect_decisions(
@@ -95,8 +107,8 @@ def collect_decisions(
 ) -> dict[tuple[str, str], _Scores]:
     """Test decisions of every cell: {(dataset, level): _Scores} from (predictions, eval report) pairs.
 
-    Each recomputed test macro-F1 is checked against the eval report's, so intervals can only be
-    attached to the numbers they belong to.
+    Each recomputed test statistic (MODE_STATISTICS) is checked against the eval report's, so intervals
+    can only be attached to the numbers they belong to.
     """
     scores: dict[tuple[str, str], _Scores] = {}
     for predictions_path, report_path in cells:
@@ -108,14 +120,15 @@ def collect_decisions(
             per_level = split_decisions(dataset, rows, entry, labels, label_groups)
             for level, found in per_level.items():
                 level_entry = entry if level == LABEL_LEVEL else entry["levels"][level]
-                for mode in THRESHOLD_MODES:
-                    recomputed = f1_macro(found["truth"], found["decisions"][mode])
-                    reported = level_entry["test"][f"f1_macro@{mode}"]
-                    if abs(recomputed - reported) > _TOLERANCE:
-                        raise ValueError(
-                            f"{report_path}: {dataset}/{level} test macro-F1@{mode} is {reported} in the "
-                            f"report but {recomputed} from {predictions_path}"
-                        )
+                for mode, decided in found["decisions"].items():
+                    for statistic in MODE_STATISTICS[mode]:
+                        recomputed = statistic_of(found["truth"], decided, statistic)
+                        reported = level_entry["test"][f"{statistic}@{mode}"]
+                        if abs(recomputed - reported) > _TOLERANCE:
+                            raise ValueError(
+                                f"{report_path}: {dataset}/{level} test {statistic}@{mode} is {reported} in "
+                                f"the report but {recomputed} from {predictions_path}"
+                            )
                 key = (dataset, level)
                 if key not in scores:
                     scores[key] = _Scores(found["ids"], found["truth"])
@@ -151,9 +164,10 @@ def bootstrap_grid(
     confidence: float,
     clusters: Mapping[str, str] | None = None,
 ) -> tuple[pd.DataFrame, dict[tuple[str, str, str, tuple[str, str, str]], tuple[float, np.ndarray]]]:
-    """The interval table (INTERVAL_TABLE_COLUMNS) and, per (dataset, level, mode, cell), the
-    estimate and its resampled values for paired comparisons. `clusters`: {dataset: pattern} for the
-    datasets resampled by whole clusters of rows (`cluster_index`); the others by rows."""
+    """The interval table (INTERVAL_TABLE_COLUMNS: a row per cell, dataset, level and MODE_STATISTICS
+    statistic) and, per (dataset, level, threshold mode, cell), the macro-F1 estimate and its resampled
+    values for paired comparisons. `clusters`: {dataset: pattern} for the datasets resampled by whole
+    clusters of rows (`cluster_index`); the others by rows."""
     weights_of: dict[str, np.ndarray] = {}
     clusters_of: dict[str, int] = {}
     rows: list[dict[str, Any]] = []
@@ -169,24 +183,27 @@ def bootstrap_grid(
         weights = weights_of[dataset]
         for cell, modes in entry.decisions.items():
             for mode, decisions in modes.items():
-                estimate = float(np.mean([f1_macro(entry.truth, d) for d in decisions]))
-                values = resampled_f1_macro(weights, entry.truth, decisions)
-                low, high = percentile_interval(values, confidence)
-                resampled[(dataset, level, mode, cell)] = (estimate, values)
-                rows.append(
-                    {
-                        **dict(zip(CELL_DIMENSIONS, cell, strict=True)),
-                        "dataset": dataset,
-                        "level": level,
-                        "threshold": mode,
-                        "estimate": estimate,
-                        "ci_low": low,
-                        "ci_high": high,
-                        "seeds": len(decisions),
-                        "n_examples": n,
-                        "n_clusters": clusters_of[dataset],
-                    }
-                )
+                for statistic in MODE_STATISTICS[mode]:
+                    estimate = float(np.mean([statistic_of(entry.truth, d, statistic) for d in decisions]))
+                    values = resampled_statistic(weights, entry.truth, decisions, statistic)
+                    low, high = percentile_interval(values, confidence)
+                    if mode in THRESHOLD_MODES:
+                        resampled[(dataset, level, mode, cell)] = (estimate, values)
+                    rows.append(
+                        {
+                            **dict(zip(CELL_DIMENSIONS, cell, strict=True)),
+                            "dataset": dataset,
+                            "level": level,
+                            "threshold": mode,
+                            "metric": f"{statistic}@{mode}",
+                            "estimate": estimate,
+                            "ci_low": low,
+                            "ci_high": high,
+                            "seeds": len(decisions),
+                            "n_examples": n,
+                            "n_clusters": clusters_of[dataset],
+                        }
+                    )
     return pd.DataFrame(rows, columns=INTERVAL_TABLE_COLUMNS), resampled
 
 
