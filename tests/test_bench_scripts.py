@@ -214,3 +214,71 @@ def test_attention_benchmark_times_both_implementations_on_the_same_outputs(tmp_
     assert result["max_abs_difference_eval"] < 1e-4
     assert set(result["step_s"]) == {"eager", "sdpa"}
     assert all(len(values) == 2 for values in result["per_repeat_s"].values())
+
+
+def test_statistics_rerun_recomputes_a_finished_grid_in_clusters_and_by_rows(tmp_path):
+    """A two-cell results directory with a single-label dataset whose rows come in groups of 5 that
+    agree: the rerun writes the interval table (argmax rows included, wider in clusters), the row
+    resampled paired table and the single-label table with intervals; the results dir is untouched."""
+    import numpy as np
+    import pandas as pd
+
+    from emogrid import io
+    from emogrid.evaluate import evaluate_file
+
+    labels = ["anger", "joy", "neutral"]
+    results = tmp_path / "results"
+    rng = np.random.default_rng(0)
+    classes = {split: np.repeat(rng.integers(0, 3, 40), 5) for split in ("validation", "test")}
+    for loss, quality in (("good", 0.5), ("poor", 0.1)):
+        frames = []
+        for split, cls in classes.items():
+            truth = np.eye(3, dtype=np.int8)[cls]
+            noise = np.repeat(rng.normal(0.3, 0.2, (40, 3)), 5, axis=0)
+            frames.append(
+                pd.DataFrame(
+                    {
+                        "dataset": "single",
+                        "split": split,
+                        "id": [f"{split}-r{k}-{j}" for k in range(40) for j in range(5)],
+                        "probs": list(np.clip(quality * truth + noise, 0, 1).astype(np.float32)),
+                        "labels": list(truth),
+                        "label_mask": [np.ones(3, np.int8)] * len(cls),
+                    }
+                )
+            )
+        folder = results / "runs" / "m1" / loss / "none" / "seed1"
+        io.write_parquet(folder / "predictions.parquet", pd.concat(frames, ignore_index=True))
+        cell = {"mix": "m1", "loss": loss, "imbalance": "none", "seed": 1}
+        grid = {"start": 0.05, "stop": 0.95, "step": 0.05}
+        evaluate_file(folder / "predictions.parquet", folder / "eval_report.json", labels, grid, cell)
+    statistics = {"resamples": 200, "seed": 0, "confidence": 0.95, "p_value": "normal", "alpha": 0.05}
+    statistics["clusters"] = {"single": r"test-(r\d+)-\d"}
+    config = {"labels": labels, "label_groups": {}, "evaluation": {"statistics": statistics}}
+    (results / "config.resolved.yaml").write_text(yaml.safe_dump(config))
+    before = sorted(path.name for path in results.rglob("*"))
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(BENCH / "statistics_rerun.py"),
+            str(results),
+            "--out-prefix",
+            str(tmp_path / "r"),
+        ],
+        capture_output=True,
+        text=True,
+        env=os.environ | {"PYTHONPATH": str(REPO_ROOT / "src")},
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    assert "single: 1 of 1 significant in clusters, 1 by rows, 0 differ" in done.stdout
+    assert sorted(path.name for path in results.rglob("*")) == before
+    intervals = pd.read_csv(tmp_path / "r_intervals.csv")
+    assert set(intervals["metric"]) == {"f1_macro@tuned", "f1_macro@0.5"} | {
+        f"{m}@argmax" for m in ("f1_weighted", "accuracy", "f1_macro")
+    }
+    # Five identical rows per cluster: resampling rows alone understates the spread (about sqrt 5).
+    assert (intervals["width_vs_rows"] > 1.5).all() and (intervals["n_clusters"] == 40).all()
+    assert len(pd.read_csv(tmp_path / "r_paired_rows.csv")) == 1
+    table = (tmp_path / "r_single_label.md").read_text()
+    assert "In brackets: 95% bootstrap interval" in table and "single in whole clusters of rows" in table

@@ -114,6 +114,10 @@ def test_intervals_from_other_runs_are_refused(grid):
     shifted = grid["intervals"].assign(estimate=grid["intervals"]["estimate"] + 0.01)
     with pytest.raises(ValueError, match="other runs"):
         add_intervals(summary, shifted, "tuned")
+    # The same means from another number of seeds (as every seed of a collapsed model gives): refused.
+    fewer = grid["intervals"].assign(seeds=1)
+    with pytest.raises(ValueError, match="other seeds than the eval reports'"):
+        add_intervals(summary, fewer, "tuned")
 
 
 def test_paired_family_difference_and_holm(grid):
@@ -289,6 +293,15 @@ def test_single_label_datasets_get_intervals_for_their_argmax_scores(tmp_path):
             cells.append((folder / "predictions.parquet", folder / "eval_report.json"))
     intervals, paired = grid_statistics(cells, LABELS, None, SETTINGS)
     argmax = intervals[intervals["threshold"] == "argmax"]
+    # Rows in a fixed order: per cell and dataset, tuned, then 0.5, then the argmax scores.
+    single_rows = intervals[(intervals["dataset"] == "single") & (intervals["loss"] == "good")]
+    assert list(single_rows["metric"]) == [
+        "f1_macro@tuned",
+        "f1_macro@0.5",
+        "f1_weighted@argmax",
+        "accuracy@argmax",
+        "f1_macro@argmax",
+    ]
     assert set(argmax["dataset"]) == {"single"}
     assert sorted(argmax["metric"]) == sorted(
         f"{m}@argmax" for m in ("f1_weighted", "accuracy", "f1_macro") for _ in QUALITY

@@ -162,14 +162,21 @@ def add_intervals(
     if "metric" in selected:
         selected = selected[selected["metric"] == (metric or f"f1_macro@{threshold}")]
     keys = [*CELL_COLUMNS, "dataset", "level"]
-    merged = summary.merge(selected[[*keys, "estimate", *INTERVAL_COLUMNS]], on=keys, how="left")
+    carried = [*keys, "estimate", *INTERVAL_COLUMNS, *(["seeds"] if "seeds" in selected else [])]
+    merged = summary.merge(selected[carried], on=keys, how="left")
     missing = merged["estimate"].isna()
     if missing.any():
         first = merged.loc[missing, keys].iloc[0].tolist()
         raise ValueError(f"no bootstrap interval for {first} (threshold {threshold}, {metric or 'f1_macro'})")
     if not np.allclose(merged["estimate"], merged["mean"], rtol=0, atol=1e-9):
         raise ValueError("bootstrap estimates differ from the eval reports' means: made from other runs?")
-    return merged.drop(columns="estimate")
+    # Equal means can still come from other seeds (every seed of a collapsed model scores the same).
+    if "seeds" in merged and (merged["seeds"] != merged["n"]).any():
+        first = merged.loc[merged["seeds"] != merged["n"], [*keys, "seeds", "n"]].iloc[0].tolist()
+        raise ValueError(
+            f"bootstrap intervals over other seeds than the eval reports' (made from other runs?): {first}"
+        )
+    return merged.drop(columns=["estimate", "seeds"], errors="ignore")
 
 
 def _column_name(dataset: str, level: str) -> str:
@@ -380,7 +387,7 @@ def write_single_label_tables(
         units = resampled_units(intervals[intervals["dataset"].isin(shown)]) if intervals is not None else ""
         no_intervals = (
             ""
-            if has_argmax_intervals(intervals)
+            if intervals is None or has_argmax_intervals(intervals)
             else "No bootstrap intervals: the interval table predates them (snakemake --forcerun bootstrap "
             "writes them, retraining nothing). "
         )

@@ -96,8 +96,10 @@ class _Scores:
         if not np.array_equal(truth[order], self.truth):
             raise ValueError(f"{where}: test labels differ from the other cells' (same data expected)")
         modes = self.decisions.setdefault(cell, {})
-        for mode, decided in decisions.items():
-            modes.setdefault(mode, []).append(decided[order])
+        # In MODE_STATISTICS order, so the interval table's rows come in the same order on every run.
+        for mode in MODE_STATISTICS:
+            if mode in decisions:
+                modes.setdefault(mode, []).append(decisions[mode][order])
 
 
 def collect_decisions(
