@@ -282,3 +282,21 @@ def test_statistics_rerun_recomputes_a_finished_grid_in_clusters_and_by_rows(tmp
     assert len(pd.read_csv(tmp_path / "r_paired_rows.csv")) == 1
     table = (tmp_path / "r_single_label.md").read_text()
     assert "In brackets: 95% bootstrap interval" in table and "single in whole clusters of rows" in table
+
+
+def test_import_floor_times_every_probe_in_fresh_processes(tmp_path):
+    out = tmp_path / "floor.json"
+    done = subprocess.run(
+        [sys.executable, str(BENCH / "import_floor.py"), "--repeats", "2", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=os.environ | {"PYTHONPATH": str(REPO_ROOT / "src")},
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    result = json.loads(out.read_text())
+    probes = result["probes"]
+    assert "interpreter" in probes and "tables (emogrid.report)" in probes
+    assert all(len(runs) == 2 and min(runs) > 0 for runs in result["runs"].values())
+    # torch alone is a subset of the tiny-weights probe's imports; both exceed an empty interpreter.
+    assert probes["torch"]["wall_s"]["median"] > probes["interpreter"]["wall_s"]["median"]
