@@ -413,6 +413,42 @@ def write_single_label_tables(
     return paths
 
 
+def write_score_tables(
+    reports: pd.DataFrame,
+    intervals: pd.DataFrame,
+    prefixes: Mapping[str, str | Path],
+    confidence: float,
+    clusters: Mapping[str, str | None] | None,
+    synthetic: Sequence[str] = (),
+) -> None:
+    """The `f1_tables` job's tables, each at its prefix (<prefix>.csv/.md/.html): test macro-F1 at the
+    tuned thresholds ("tuned") and at 0.5 ("0.5"), every level, with bootstrap intervals; micro-F1
+    ("micro"), without; and the single-label table ("single"), with intervals when `intervals` has
+    them. `clusters` is evaluation.statistics.clusters."""
+    shared = {"synthetic": synthetic, "warning": constant_prediction_warning(reports)}
+    with_intervals = {**shared, "confidence": confidence, "clustered": clustered_datasets(clusters)}
+    for mode, title, thresholds in (
+        ("tuned", "Test macro-F1 (tuned thresholds)", "thresholds tuned on validation"),
+        ("0.5", "Test macro-F1 (threshold 0.5)", "every threshold fixed at 0.5 (no tuning)"),
+    ):
+        write_tables(
+            add_intervals(summarize_metric(reports, f"f1_macro@{mode}", levels=None), intervals, mode),
+            prefixes[mode],
+            title=title,
+            thresholds=thresholds,
+            units=resampled_units(intervals),
+            **with_intervals,
+        )
+    write_tables(
+        summarize_metric(reports, "f1_micro@tuned", levels=None),
+        prefixes["micro"],
+        title="Test micro-F1 (tuned thresholds)",
+        **shared,
+    )
+    # MELD and ISEAR as their literature scores them: the most probable label, no threshold.
+    write_single_label_tables(reports, prefixes["single"], intervals=intervals, **with_intervals)
+
+
 # --------------------------------------------------------------------------- paired comparisons
 
 
