@@ -56,7 +56,8 @@ def test_dockerfile_and_def_file_make_the_same_choices():
     for key in ["BASE_IMAGE", "TORCH", "DEEPSPEED", "IMAGE_NAME"]:
         assert docker[key] == apptainer[key], key
     assert apptainer["BOOTSTRAP"] == "docker"
-    assert re.fullmatch(r"nvidia/cuda:\d+\.\d+\.\d+-\w+-runtime-ubuntu\d+\.\d+", docker["BASE_IMAGE"])
+    # No CUDA or cuDNN from the base: torch's wheel brings its own (a second one could shadow it).
+    assert re.fullmatch(r"ubuntu:\d+\.\d+", docker["BASE_IMAGE"]), docker["BASE_IMAGE"]
     definition = (CONTAINERS / "emogrid.def").read_text()
     assert "Bootstrap: {{ BOOTSTRAP }}" in definition and "From: {{ BASE_IMAGE }}" in definition
     # Both record the commit their copy of emogrid comes from, when the build is given it.

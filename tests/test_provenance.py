@@ -5,7 +5,14 @@ import json
 import pytest
 
 from emogrid.errors import EmogridError
-from emogrid.provenance import describe_image, image_info, main, package_versions, source_state
+from emogrid.provenance import (
+    code_mismatch_message,
+    describe_image,
+    image_info,
+    main,
+    package_versions,
+    source_state,
+)
 from emogrid.runs import code_warning, runs_table
 
 
@@ -175,6 +182,37 @@ def test_source_state_names_the_checkout_of_the_imported_code_not_the_working_di
         assert "git_commit_from" not in source_state(bare, workflow_dir=tmp_path)
     monkeypatch.delenv("EMOGRID_GIT_COMMIT")
     assert source_state(bare, workflow_dir=tmp_path)["git_commit"] == "unknown"
+
+
+def test_a_job_that_imported_other_code_than_the_workflow_checkout_is_warned_about(tmp_path, monkeypatch):
+    """Under --sdm apptainer a job imports the image's emogrid, whatever the checkout holds."""
+    monkeypatch.delenv("EMOGRID_GIT_COMMIT", raising=False)
+    workflow = tmp_path / "workflow"
+    (workflow / "pkg").mkdir(parents=True)
+    (workflow / "pkg" / "m.py").write_text("x = 1\n")
+    _git(workflow, "init", "-q")
+    _git(workflow, "add", ".")
+    _git(workflow, "commit", "-qm", "one")
+    head = _git(workflow, "rev-parse", "HEAD").stdout.strip()
+    # The checkout's own package (an editable install, or PYTHONPATH=src): nothing to say.
+    assert (
+        code_mismatch_message(source_state(workflow / "pkg", workflow_dir=workflow), in_image=False) is None
+    )
+    bare = tmp_path / "image" / "pkg"
+    bare.mkdir(parents=True)
+    # An image built from another commit: named, with both commits.
+    monkeypatch.setenv("EMOGRID_GIT_COMMIT", "feedbeef" * 5)
+    message = code_mismatch_message(source_state(bare, workflow_dir=workflow), in_image=True)
+    assert "from commit feedbeeffeed" in message and f"from commit {head[:12]}" in message
+    # The image built from this very commit: silent.
+    monkeypatch.setenv("EMOGRID_GIT_COMMIT", head)
+    assert code_mismatch_message(source_state(bare, workflow_dir=workflow), in_image=True) is None
+    # An image that records no commit: cannot be told, and says so; outside an image there is nothing
+    # to compare (a package installed elsewhere) and nothing is said.
+    monkeypatch.setenv("EMOGRID_GIT_COMMIT", "unknown")
+    message = code_mismatch_message(source_state(bare, workflow_dir=workflow), in_image=True)
+    assert "records no commit" in message and head[:12] in message
+    assert code_mismatch_message(source_state(bare, workflow_dir=workflow), in_image=False) is None
 
 
 def test_the_run_table_warns_when_cells_ran_different_code():

@@ -139,6 +139,28 @@ def source_state(package_dir: str | Path | None = None, workflow_dir: str | Path
     return state
 
 
+def code_mismatch_message(state: dict, in_image: bool) -> str | None:
+    """A warning when the emogrid a job imported may not be the workflow checkout's (`source_state`):
+    its commit is known and differs, or it is an image's copy that records no commit. Under
+    `--sdm apptainer` jobs import the image's copy, whatever the checkout holds; None when they agree,
+    or when neither side's commit is known outside an image (nothing to compare)."""
+    package, workflow = state.get("git_commit", "unknown"), state.get("workflow_git_commit", "unknown")
+    if package != "unknown" and workflow != "unknown" and package != workflow:
+        return (
+            f"emogrid: this job imported emogrid from commit {package[:12]} ({state.get('package_dir')}), "
+            f"but the workflow runs from commit {workflow[:12]}: the job ran other code than the checkout's "
+            "(an image built from another commit? rebuild it with "
+            "--build-arg GIT_COMMIT=$(git rev-parse HEAD))"
+        )
+    if package == "unknown" and in_image:
+        return (
+            "emogrid: this job imported the image's copy of emogrid, which records no commit (built without "
+            "--build-arg GIT_COMMIT=...): whether it matches the workflow checkout "
+            f"({workflow[:12]}) cannot be told"
+        )
+    return None
+
+
 def describe_image(name: str) -> dict:
     """What an image records about itself when it is built."""
     return {

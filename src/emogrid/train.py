@@ -56,7 +56,7 @@ from emogrid.io import file_hash, read_json, readable_as_umask_allows, write_jso
 from emogrid.losses import build_loss
 from emogrid.modeling import load_classifier
 from emogrid.preemption import Preempted, StopOnSignal
-from emogrid.provenance import image_info, package_versions, scrub, source_state
+from emogrid.provenance import code_mismatch_message, image_info, package_versions, scrub, source_state
 from emogrid.settings import loss_settings
 from emogrid.tokenize import check_tokens, load_tokenizer
 
@@ -606,10 +606,10 @@ def run_cell(cell: dict) -> Path:
     # Read now, with the code this process imported: a commit made while the cell trains is not its code.
     source = source_state()
     warnings_seen = []
-    fallback = cpu_fallback_message(devices)
-    if fallback:
-        print(fallback, file=sys.stderr, flush=True)
-        warnings_seen.append(fallback)
+    for warning in (cpu_fallback_message(devices), code_mismatch_message(source, image_info() is not None)):
+        if warning:
+            print(warning, file=sys.stderr, flush=True)
+            warnings_seen.append(warning)
     stop = StopOnSignal().install()
     try:
         trainer, health = build_trainer(cell, callbacks=[stop])

@@ -24,6 +24,7 @@ start=$(date +%s)
 	--build-arg BASE_IMAGE="$BASE_TAG" \
 	--build-arg TORCH=torch==2.13.0+cpu \
 	--build-arg IMAGE_NAME="$CI_IMAGE" \
+	--build-arg GIT_COMMIT="$(git -C "$REPO" rev-parse HEAD)" \
 	--secret id=pip_cert,src="$cert" \
 	. >"$CACHE/docker-build.log" 2>&1 || { tail -n 40 "$CACHE/docker-build.log"; exit 1; }
 seconds=$(($(date +%s) - start))

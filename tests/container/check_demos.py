@@ -78,6 +78,14 @@ def test_container_runs_record_the_image_and_its_versions(image_record):
         assert info["versions"] == image_record["versions"]
 
 
+def test_container_runs_imported_the_image_copy_of_this_commit():
+    # The image was built from this checkout's HEAD (build_image.sh passes GIT_COMMIT): the code the
+    # cells imported is recorded as the workflow's own commit, so no "other code" warning is due.
+    for info in run_infos(CONTAINER):
+        assert info["git_commit_from"] == "EMOGRID_GIT_COMMIT"
+        assert info["git_commit"] == info["workflow_git_commit"] != "unknown"
+
+
 def test_host_runs_record_no_image_and_the_host_python():
     for info in run_infos(HOST):
         assert info["image"] is None
