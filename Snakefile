@@ -2,8 +2,10 @@
 # The wiring is in rules/, the logic in src/emogrid/, the science in config/.
 from snakemake.utils import min_version
 
-# 9.17: the first release whose `priority:` takes a function (train: longest mixes first).
-min_version("9.17")
+# 9.17: the first release whose `priority:` takes a function (train: longest mixes first); 9.19: the
+# first that reads profiles/*/profile.yaml (older ones ignore the workflow profile); 9.20: bare numbers
+# for `runtime` in a profile or on the command line are minutes again (seconds in 9.16.3-9.19).
+min_version("9.20")
 
 
 configfile: "config/config.yaml"

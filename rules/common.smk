@@ -96,9 +96,11 @@ def get_train_mem_mb(wildcards, attempt):
     return config["training"]["mem_mb"] * attempt
 
 
-def get_train_runtime(wildcards, attempt):
-    """A longer time limit on each retry; the retry resumes from the last checkpoint."""
-    return config["training"]["runtime"] * attempt
+def get_train_runtime(wildcards):
+    """The same time limit on every attempt: a retry resumes from the checkpoint SIGTERM made before
+    the limit, so it needs no more time, and a growing limit soon passes the partition's MaxTime
+    (a job SLURM then holds pending for good, or refuses)."""
+    return config["training"]["runtime"]
 
 
 def get_train_inputs(wildcards):

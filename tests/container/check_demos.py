@@ -79,11 +79,17 @@ def test_container_runs_record_the_image_and_its_versions(image_record):
 
 
 def test_container_runs_imported_the_image_copy_of_this_commit():
-    # The image was built from this checkout's HEAD (build_image.sh passes GIT_COMMIT): the code the
-    # cells imported is recorded as the workflow's own commit, so no "other code" warning is due.
+    # The image was built from this checkout's HEAD (build_image.sh passes GIT_COMMIT): the cells
+    # record that commit for the code they imported, and the host run, importing the checkout's src/,
+    # the same one. The demos run in a folder git ignores, so the workflow's own commit is "unknown"
+    # there, and no "other code" warning is due.
+    host_commits = {info["git_commit"] for info in run_infos(HOST)}
     for info in run_infos(CONTAINER):
         assert info["git_commit_from"] == "EMOGRID_GIT_COMMIT"
-        assert info["git_commit"] == info["workflow_git_commit"] != "unknown"
+        assert {info["git_commit"]} == host_commits and info["git_commit"] != "unknown"
+        assert info["workflow_git_commit"] in (info["git_commit"], "unknown")
+    for log in sorted(CONTAINER.glob("runs/*/*/*/seed*/train_log.json")):
+        assert not [w for w in json.loads(log.read_text())["warnings"] if "emogrid from commit" in w], log
 
 
 def test_host_runs_record_no_image_and_the_host_python():
