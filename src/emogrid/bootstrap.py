@@ -137,8 +137,14 @@ def f1_macro(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 
 def statistic_of(y_true: np.ndarray, y_pred: np.ndarray, statistic: str) -> float:
     """A COUNT_STATISTICS statistic of the unresampled data."""
+    return statistics_of(y_true, y_pred, [statistic])[statistic]
+
+
+def statistics_of(y_true: np.ndarray, y_pred: np.ndarray, statistics: Sequence[str]) -> dict[str, float]:
+    """Several COUNT_STATISTICS statistics of the unresampled data, from one count of TP, FP and FN."""
     n = np.asarray(y_true).shape[0]
-    return float(COUNT_STATISTICS[statistic](*confusion_counts(np.ones(n), y_true, y_pred))[0])
+    counts = confusion_counts(np.ones(n), y_true, y_pred)
+    return {statistic: float(COUNT_STATISTICS[statistic](*counts)[0]) for statistic in statistics}
 
 
 def resampled_f1_macro(weights: np.ndarray, y_true: np.ndarray, y_preds: Sequence[np.ndarray]) -> np.ndarray:
@@ -151,10 +157,21 @@ def resampled_statistic(
     weights: np.ndarray, y_true: np.ndarray, y_preds: Sequence[np.ndarray], statistic: str
 ) -> np.ndarray:
     """A COUNT_STATISTICS statistic of each resample, averaged over the prediction sets: shape (B,)."""
+    return resampled_statistics(weights, y_true, y_preds, [statistic])[statistic]
+
+
+def resampled_statistics(
+    weights: np.ndarray, y_true: np.ndarray, y_preds: Sequence[np.ndarray], statistics: Sequence[str]
+) -> dict[str, np.ndarray]:
+    """Several COUNT_STATISTICS statistics of each resample, each averaged over the prediction sets
+    (shape (B,) each), from one matrix product per prediction set."""
     if len(y_preds) == 0:
         raise ValueError("no predictions to score")
-    score = COUNT_STATISTICS[statistic]
-    return np.mean([score(*confusion_counts(weights, y_true, y_pred)) for y_pred in y_preds], axis=0)
+    per_set = [confusion_counts(weights, y_true, y_pred) for y_pred in y_preds]
+    return {
+        statistic: np.mean([COUNT_STATISTICS[statistic](*counts) for counts in per_set], axis=0)
+        for statistic in statistics
+    }
 
 
 def percentile_interval(values: np.ndarray, confidence: float) -> tuple[float, float]:

@@ -33,8 +33,8 @@ from emogrid.bootstrap import (
     paired_difference,
     percentile_interval,
     resample_counts,
-    resampled_statistic,
-    statistic_of,
+    resampled_statistics,
+    statistics_of,
 )
 from emogrid.evaluate import ARGMAX_MODE, LABEL_LEVEL, split_decisions
 
@@ -123,8 +123,8 @@ def collect_decisions(
             for level, found in per_level.items():
                 level_entry = entry if level == LABEL_LEVEL else entry["levels"][level]
                 for mode, decided in found["decisions"].items():
-                    for statistic in MODE_STATISTICS[mode]:
-                        recomputed = statistic_of(found["truth"], decided, statistic)
+                    recomputed_all = statistics_of(found["truth"], decided, MODE_STATISTICS[mode])
+                    for statistic, recomputed in recomputed_all.items():
                         reported = level_entry["test"][f"{statistic}@{mode}"]
                         if abs(recomputed - reported) > _TOLERANCE:
                             raise ValueError(
@@ -185,9 +185,13 @@ def bootstrap_grid(
         weights = weights_of[dataset]
         for cell, modes in entry.decisions.items():
             for mode, decisions in modes.items():
-                for statistic in MODE_STATISTICS[mode]:
-                    estimate = float(np.mean([statistic_of(entry.truth, d, statistic) for d in decisions]))
-                    values = resampled_statistic(weights, entry.truth, decisions, statistic)
+                statistics = MODE_STATISTICS[mode]
+                # One count of TP, FP and FN per seed serves every statistic of the mode.
+                resampled_all = resampled_statistics(weights, entry.truth, decisions, statistics)
+                unresampled = [statistics_of(entry.truth, d, statistics) for d in decisions]
+                for statistic in statistics:
+                    estimate = float(np.mean([scores[statistic] for scores in unresampled]))
+                    values = resampled_all[statistic]
                     low, high = percentile_interval(values, confidence)
                     if mode in THRESHOLD_MODES:
                         resampled[(dataset, level, mode, cell)] = (estimate, values)
