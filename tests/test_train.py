@@ -12,7 +12,7 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
-from emogrid.batching import MixtureLengthSampler, MultiLabelCollator, mixture_weights
+from emogrid.batching import MixtureLengthSampler, MultiLabelCollator, epoch_counts, mixture_weights
 from emogrid.io import read_json
 from emogrid.train import (
     GradientHealthCallback,
@@ -177,6 +177,47 @@ def test_mixture_weights_give_each_dataset_its_share():
     sampler = MixtureLengthSampler(np.ones(1000, dtype=int), weights, batch_size=10, seed=0)
     drawn = names[list(iter(sampler))]
     assert abs((drawn == "b").mean() - 0.5) < 0.05
+
+
+def test_a_single_dataset_epoch_draws_every_row_once():
+    # An ordinary epoch: independent draws with replacement would leave about 37% of the rows out.
+    lengths = np.random.default_rng(4).integers(3, 60, size=997)
+    sampler = MixtureLengthSampler(lengths, np.full(997, 1 / 997), batch_size=32, seed=1)
+    orders = []
+    for epoch in range(3):
+        sampler.set_epoch(epoch)
+        orders.append(list(sampler))
+        assert sorted(orders[-1]) == list(range(997))
+    assert orders[0] != orders[1]
+
+
+def test_a_mix_gives_each_row_and_each_dataset_its_expected_draws():
+    names = np.array(["a"] * 700 + ["b"] * 90 + ["c"] * 210, dtype=object)
+    weights = mixture_weights(names, {"a": 0.5, "b": 0.3, "c": 0.2})
+    # Oversampling makes weights differ within a dataset too.
+    weights[:100] *= 3
+    weights /= weights.sum()
+    expected = 1000 * weights
+    rng = np.random.default_rng(0)
+    epochs = np.stack([epoch_counts(weights, 1000, rng, names) for _ in range(400)])
+    assert (epochs.sum(axis=1) == 1000).all()
+    assert ((epochs == np.floor(expected)) | (epochs == np.ceil(expected))).all()
+    for name in "abc":
+        per_dataset = epochs[:, names == name].sum(axis=1)
+        total = expected[names == name].sum()
+        assert set(per_dataset) <= {np.floor(total), np.ceil(total)}, name
+    # Unbiased: over many epochs each row is drawn as often as its weight says.
+    np.testing.assert_allclose(epochs.mean(axis=0), expected, atol=0.2)
+
+
+def test_the_trainer_gives_each_dataset_of_its_mix_its_share_of_an_epoch(make_cell):
+    trainer, _ = build_trainer(make_cell(mix={"alpha": 3.0, "beta": 1.0}))
+    names = trainer.train_dataset.dataset_names
+    for epoch in range(3):
+        drawn = names[trainer.train_sampler.epoch_indices(epoch)]
+        assert len(drawn) == len(names)
+        # The sampler knows the datasets: each gets 3/4 or 1/4 of the draws to within one row.
+        assert abs((drawn == "alpha").sum() - 0.75 * len(names)) < 1
 
 
 def test_mixture_rejects_dataset_without_rows():

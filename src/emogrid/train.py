@@ -502,6 +502,7 @@ def build_trainer(cell: dict, callbacks: list | None = None) -> tuple[EmotionTra
         batch_size=args.per_device_train_batch_size,
         seed=seed,
         group_by_length=cell["training"]["group_by_length"],
+        groups=train.dataset_names,
     )
     health = GradientHealthCallback(
         cell["training"]["tiny_grad_norm"], cell["training"]["tiny_grad_patience"]
