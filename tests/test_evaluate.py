@@ -255,6 +255,7 @@ def test_report_structure_follows_architecture(predictions):
     assert list(meld["thresholds"]) == ["anger", "fear", "neutral"]
     scalar_metrics = {
         "n",
+        "positives",
         "prediction_spread",
         "f1_macro@0.5",
         "f1_macro@tuned",
@@ -263,6 +264,7 @@ def test_report_structure_follows_architecture(predictions):
     }
     assert set(meld["validation"]) == scalar_metrics
     assert set(meld["test"]) == set(meld["validation"]) | {"per_class@0.5", "per_class@tuned"}
+    assert list(meld["validation"]["positives"]) == ["anger", "fear", "neutral"]
     assert meld["validation"]["n"] == 200 and meld["test"]["n"] == 220
     assert list(meld["test"]["per_class@tuned"]) == ["anger", "fear", "neutral"]
 
@@ -500,6 +502,58 @@ def test_prediction_spread_is_reported_and_a_constant_model_is_named_in_the_tabl
     old = collect_reports([tmp_path / "learned.json"])
     old = old[old["metric"] != "prediction_spread"]
     assert constant_prediction_warning(old).startswith("Not checked for collapsed models")
+
+
+def test_labels_without_positive_rows_are_counted_and_named_in_the_tables(predictions, tmp_path):
+    from emogrid.report import (
+        collect_reports,
+        covered_label_counts,
+        missing_positives_warning,
+        summarize_metric,
+        write_tables,
+    )
+
+    report = evaluate_predictions(predictions, LABELS, GRID_SPEC, CELL)
+    meld_test = predictions[(predictions["dataset"] == "meld") & (predictions["split"] == "test")]
+    truth = stacked(meld_test, "labels")
+    assert report["datasets"]["meld"]["test"]["positives"] == {
+        LABELS[i]: int(truth[:, i].sum()) for i in np.flatnonzero(PARTIAL_MASK)
+    }
+    io.write_json(tmp_path / "full.json", report)
+    assert missing_positives_warning(collect_reports([tmp_path / "full.json"])) == ""
+    # No fear in goemotions' validation rows, no neutral in meld's test rows.
+    thin = predictions.copy()
+
+    def drop(frame, dataset, split, label):
+        where = (frame["dataset"] == dataset) & (frame["split"] == split)
+        keep = np.arange(len(LABELS)) != LABELS.index(label)
+        frame["labels"] = [y * keep if w else y for y, w in zip(frame["labels"], where, strict=True)]
+
+    drop(thin, "goemotions", "validation", "fear")
+    drop(thin, "meld", "test", "neutral")
+    thinned = evaluate_predictions(thin, LABELS, GRID_SPEC, CELL | {"seed": 2})
+    assert thinned["datasets"]["goemotions"]["thresholds"]["fear"] == 0.5
+    assert thinned["datasets"]["meld"]["test"]["per_class@tuned"]["neutral"] == 0.0
+    io.write_json(tmp_path / "thin.json", thinned)
+    reports = collect_reports([tmp_path / "full.json", tmp_path / "thin.json"])
+    warning = missing_positives_warning(reports)
+    assert "in validation (threshold left at 0.5, not tuned): goemotions fear" in warning
+    assert "in test (F1 0 whatever the model predicts, counted in the macro average): meld neutral" in warning
+    assert warning.count("goemotions") == 1 and warning.count("meld") == 1
+    # The table note says how many labels each column averages over.
+    assert covered_label_counts(reports) == {("goemotions", "labels"): 6, ("meld", "labels"): 3}
+    paths = write_tables(
+        summarize_metric(reports, "f1_macro@tuned"),
+        tmp_path / "f1",
+        warning=warning,
+        covered=covered_label_counts(reports),
+    )
+    note = paths["md"].read_text()
+    assert "WARNING: labels without a positive row" in note
+    assert "its dataset covers, not a dataset's own label set: goemotions 6, meld 3." in note
+    # Reports from before the count: not claimed as checked.
+    old = reports[reports["metric"] != "positives"]
+    assert missing_positives_warning(old).startswith("Not checked for labels without positive rows")
 
 
 def single_label_rows(rng, split: str, n: int) -> pd.DataFrame:

@@ -208,6 +208,8 @@ def _shared_mask(dataset: str, splits: Mapping[str, SplitArrays]) -> np.ndarray:
 # rows the same output (float noise aside): it learned nothing from the text, and its scores are a
 # constant predictor's. Flagged in the training log, the runs table and the F1 tables' notes.
 CONSTANT_SPREAD = 1e-4
+# A split's metric: each covered label's count of positive rows.
+POSITIVES = "positives"
 
 
 def prediction_spread(probs: np.ndarray, covered_idx: np.ndarray) -> float:
@@ -221,12 +223,16 @@ def prediction_spread(probs: np.ndarray, covered_idx: np.ndarray) -> float:
 def _split_metrics(
     arrays: SplitArrays, thresholds: np.ndarray, covered_idx: np.ndarray, labels, *, with_per_class: bool
 ) -> dict:
-    """n, macro/micro F1 at 0.5 and at the tuned thresholds, the prediction spread (CONSTANT_SPREAD),
-    optionally per-class F1 for both."""
+    """n, each covered label's count of positive rows (POSITIVES), macro/micro F1 at 0.5 and at the tuned
+    thresholds, the prediction spread (CONSTANT_SPREAD), optionally per-class F1 for both."""
     at_default = score(arrays.labels, arrays.probs >= DEFAULT_THRESHOLD, covered_idx, labels)
     at_tuned = score(arrays.labels, arrays.probs >= thresholds[None, :], covered_idx, labels)
+    positives = arrays.labels[:, covered_idx].astype(bool).sum(axis=0)
     metrics: dict[str, Any] = {
         "n": arrays.n,
+        # A label with none: on validation its threshold stays at 0.5 (tune_thresholds), on test its F1 is
+        # 0 at any threshold and still counts in the macro average. The report names such labels.
+        POSITIVES: {labels[i]: int(count) for i, count in zip(covered_idx, positives, strict=True)},
         "prediction_spread": prediction_spread(arrays.probs, covered_idx),
         "f1_macro@0.5": at_default["f1_macro"],
         "f1_macro@tuned": at_tuned["f1_macro"],

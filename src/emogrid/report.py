@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 from emogrid import io
-from emogrid.evaluate import ARGMAX_MODE, CONSTANT_SPREAD
+from emogrid.evaluate import ARGMAX_MODE, CONSTANT_SPREAD, POSITIVES
 from emogrid.htmlpage import synthetic_warning, to_html_document
 
 LONG_COLUMNS = ["mix", "loss", "imbalance", "seed", "dataset", "level", "split", "metric", "label", "value"]
@@ -253,6 +253,53 @@ def constant_prediction_warning(long_df: pd.DataFrame) -> str:
     )
 
 
+def missing_positives_warning(long_df: pd.DataFrame) -> str:
+    """A sentence naming the covered labels (or groups) that have no positive row in a validation or
+    test split (evaluate.POSITIVES): on validation their threshold stays at 0.5, untuned; on test their
+    F1 is 0 whatever the model predicts, and it counts in the macro average. "" when every label has one
+    (or the reports predate the count, which constant_prediction_warning already says)."""
+    counts = long_df[long_df["metric"] == POSITIVES]
+    if counts.empty and not (long_df["metric"] == "prediction_spread").any():
+        return ""
+    if counts.empty:
+        return (
+            "Not checked for labels without positive rows: the eval reports predate the count "
+            "(snakemake --forcerun evaluate writes it, retraining nothing). "
+        )
+    empty = counts[counts["value"] == 0].drop_duplicates(["dataset", "level", "split", "label"])
+    if empty.empty:
+        return ""
+    consequence = {
+        "validation": "threshold left at 0.5, not tuned",
+        "test": "F1 0 whatever the model predicts, counted in the macro average",
+    }
+    parts = []
+    for split, rows in empty.groupby("split", sort=False):
+        names = [f"{_column_name(r.dataset, r.level)} {r.label}" for r in rows.itertuples(index=False)]
+        parts.append(f"in {split} ({consequence.get(split, 'no positive row')}): {', '.join(names)}")
+    return f"WARNING: labels without a positive row {'; '.join(parts)}. "
+
+
+def covered_label_counts(long_df: pd.DataFrame) -> dict[tuple[str, str], int]:
+    """(dataset, level) -> how many labels (or groups) its scores average over: the ones it covers,
+    which have a tuned threshold each."""
+    thresholds = long_df[long_df["metric"] == "threshold"].drop_duplicates(["dataset", "level", "label"])
+    return {key: len(rows) for key, rows in thresholds.groupby(["dataset", "level"], sort=False)}
+
+
+def _covered_text(summary: pd.DataFrame, covered: Mapping[tuple[str, str], int] | None) -> str:
+    if not covered:
+        return ""
+    pairs = summary[["dataset", "level"]].drop_duplicates().itertuples(index=False)
+    counts = [f"{_column_name(d, lvl)} {covered[(d, lvl)]}" for d, lvl in pairs if (d, lvl) in covered]
+    if not counts:
+        return ""
+    return (
+        " Each column is over the labels (or groups) its dataset covers, not a dataset's own label set: "
+        f"{', '.join(counts)}."
+    )
+
+
 def clustered_datasets(clusters: Mapping[str, str | None] | None) -> list[str]:
     """The datasets `evaluation.statistics.clusters` resamples in whole clusters (null: by rows)."""
     return [name for name, pattern in (clusters or {}).items() if pattern]
@@ -284,13 +331,14 @@ def write_tables(
     warning: str = "",
     clustered: Sequence[str] = (),
     units: str = "",
+    covered: Mapping[tuple[str, str], int] | None = None,
 ) -> dict[str, Path]:
     """Write `summary` (from `summarize_metric`, optionally `add_intervals`) as <prefix>.csv (tidy
     numbers, columns SUMMARY_COLUMNS [+ INTERVAL_COLUMNS] + [SYNTHETIC_COLUMN]) and as the
     "mean ± std (n=k) [low, high]" display table in <prefix>.md and <prefix>.html. `synthetic`: the
     datasets read from the demo corpus, marked in the csv and named first in the note. `thresholds`:
     how the scores were thresholded, as the note says it. `warning` (constant_prediction_warning) opens
-    the note."""
+    the note. `covered` (covered_label_counts): how many labels each column averages over."""
     _check_summary(summary)
     display = _display_table(summary).reset_index()
     paths = _output_paths(out_prefix)
@@ -298,7 +346,8 @@ def write_tables(
     numbers = summary[SUMMARY_COLUMNS + (INTERVAL_COLUMNS if has_intervals else [])]
     _write_csv(paths["csv"], _with_synthetic_column(numbers, synthetic))
     note = warning + synthetic_warning(synthetic)
-    note += f"Mean ± std over seeds (ddof=1; n/a with one seed); {thresholds}."
+    note += f"Mean ± std over n seeds (ddof=1; n/a with one seed); {thresholds}."
+    note += _covered_text(summary, covered)
     if has_intervals:
         level = f"{confidence:.0%} " if confidence is not None else ""
         note += (
@@ -425,8 +474,12 @@ def write_score_tables(
     tuned thresholds ("tuned") and at 0.5 ("0.5"), every level, with bootstrap intervals; micro-F1
     ("micro"), without; and the single-label table ("single"), with intervals when `intervals` has
     them. `clusters` is evaluation.statistics.clusters."""
-    shared = {"synthetic": synthetic, "warning": constant_prediction_warning(reports)}
+    shared = {
+        "synthetic": synthetic,
+        "warning": constant_prediction_warning(reports) + missing_positives_warning(reports),
+    }
     with_intervals = {**shared, "confidence": confidence, "clustered": clustered_datasets(clusters)}
+    covered = covered_label_counts(reports)
     for mode, title, thresholds in (
         ("tuned", "Test macro-F1 (tuned thresholds)", "thresholds tuned on validation"),
         ("0.5", "Test macro-F1 (threshold 0.5)", "every threshold fixed at 0.5 (no tuning)"),
@@ -437,12 +490,14 @@ def write_score_tables(
             title=title,
             thresholds=thresholds,
             units=resampled_units(intervals),
+            covered=covered,
             **with_intervals,
         )
     write_tables(
         summarize_metric(reports, "f1_micro@tuned", levels=None),
         prefixes["micro"],
         title="Test micro-F1 (tuned thresholds)",
+        covered=covered,
         **shared,
     )
     # MELD and ISEAR as their literature scores them: the most probable label, no threshold.
