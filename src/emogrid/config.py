@@ -113,6 +113,7 @@ def check_workflow_config(config: dict, configfiles: Sequence[str], schema_file:
 
     try:
         check_config_files(configfiles)
+        check_whole_mappings(config, configfiles)
         validate(config, schema=schema_file)
         check_whole_numbers(config, schema_file)
         resolve_config(config)
@@ -202,6 +203,54 @@ def check_config_files(configfiles: Sequence[str]) -> None:
             except yaml.YAMLError:
                 continue  # Snakemake read it, as JSON (which YAML 1.1 need not parse): nothing to add.
         _check_unique_keys(root, "", name)
+
+
+# Mappings a config file gives whole: Snakemake merges config files key by key, so a file could
+# never remove a dataset from a mix or a level from label_groups, only silently keep them.
+WHOLE_MAPPINGS = {
+    "mixes.*": "give the whole mix in every file that gives it, or give it a new name and list that in "
+    "grid.mixes",
+    "label_groups": "give every level in every file that gives label_groups (a file cannot remove a "
+    "level: edit config/config.yaml for that)",
+}
+
+
+def _given_mappings(loaded: dict):
+    """(pattern, dotted key, mapping) of each WHOLE_MAPPINGS entry one config file gives."""
+    for pattern in WHOLE_MAPPINGS:
+        parent, _, star = pattern.partition(".")
+        value = loaded.get(parent)
+        if not isinstance(value, dict):
+            continue
+        if not star:
+            yield pattern, parent, value
+            continue
+        for name, mapping in value.items():
+            if isinstance(mapping, dict):
+                yield pattern, f"{parent}.{name}", mapping
+
+
+def check_whole_mappings(config: dict, configfiles: Sequence[str]) -> None:
+    """A config file that gives a mix (or label_groups) gives all of it. Files merge key by key, so an
+    overlay's `mixes: {all4: {goemotions: 0.7, meld: 0.3}}` over the shipped four-dataset all4 would
+    run all four, at weights summing to 1.25, with nothing said: refuse it, naming the file and the
+    datasets (or levels) it leaves out."""
+    files: dict[str, str] = {}
+    for name in configfiles:
+        files.setdefault(os.path.realpath(name), str(name))
+    for path, name in files.items():
+        for pattern, dotted, given in _given_mappings(load_config_file(path)):
+            merged = config
+            for part in dotted.split("."):
+                merged = merged.get(part, {}) if isinstance(merged, dict) else {}
+            left_out = [key for key in merged if key not in given] if isinstance(merged, dict) else []
+            if left_out:
+                raise ConfigError(
+                    dotted,
+                    f"{name} gives it without {', '.join(map(str, left_out))}, which another config file "
+                    "gives; config files merge key by key, so the run would keep them: "
+                    + WHOLE_MAPPINGS[pattern],
+                )
 
 
 def _check_unique_keys(node, key: str, filename: str) -> None:
