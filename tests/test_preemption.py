@@ -69,11 +69,15 @@ def test_sigterm_checkpoints_mid_run_and_the_rerun_resumes_there(make_cell, tmp_
     assert "starting at step" in text and "fresh start" in text
 
 
-def test_last_step_is_checkpointed_so_a_rerun_only_predicts(make_cell, tmp_path):
-    # 24 steps, save_steps 1000: without the final checkpoint nothing would be saved at all.
-    cell = make_cell(num_train_epochs=1, save_steps=1000, output_dir=tmp_path / "cell")
+@pytest.mark.parametrize("max_steps", [-1, 10])
+def test_last_step_is_checkpointed_so_a_rerun_only_predicts(make_cell, tmp_path, max_steps):
+    # 24 steps, save_steps 1000: without the final checkpoint nothing would be saved at all. With
+    # max_steps 10, inside the epoch: Trainer resumed there used to take an 11th step (and an 12th on the
+    # next rerun), overwriting the training's summary with that step's.
+    cell = make_cell(num_train_epochs=1, max_steps=max_steps, save_steps=1000, output_dir=tmp_path / "cell")
     first = run_cell(cell)
     log = read_json(first / "train_log.json")
+    assert log["global_step"] == (24 if max_steps < 0 else max_steps)
     before = pd.read_parquet(first / "predictions.parquet")
     assert (first / "checkpoints" / f"checkpoint-{log['global_step']}").is_dir()
     # As Snakemake does before it reruns the job: its outputs go first.

@@ -174,6 +174,10 @@ class EmotionTrainer(Trainer):
         # nor Trainer reaches that deep: the rest of the epoch would replay epoch 0's draws.
         if self.train_sampler is not None:
             self.train_sampler.set_epoch(kwargs["epoch"])
+        # Resumed at the checkpoint of the last step (a rerun that only predicts): with max_steps inside
+        # an epoch, Trainer takes one more step before it checks the limit, past the configured budget.
+        if 0 < self.state.max_steps <= self.state.global_step:
+            return None
         return super()._run_epoch(*args, **kwargs)
 
     def _get_train_sampler(self, train_dataset=None):
