@@ -639,6 +639,16 @@ def test_the_config_checker_names_the_file_and_line_of_a_file_snakemake_cannot_r
         ("trainig: {epochs: 3}", "config key 'trainig': not a known key; did you mean 'training'?"),
         ("mixes: {bad: {goemotions: 1.0, emobank: 1.0}}", "config key 'mixes.bad.emobank'"),
         ("seeds: [1.0, 2]", "config key 'seeds[0]': must be a whole number"),
+        # Ignored by the bce loss, yet a change would rerun its cells.
+        (
+            "losses: {bce: {type: bce, gamma_neg: 2.0}}",
+            "config key 'losses.bce.gamma_neg': a loss of type bce does",
+        ),
+        # Another type for a shipped loss keeps the shipped keys it no longer reads.
+        (
+            "losses: {combined: {type: asl}}",
+            "config key 'losses.combined.ratio': a loss of type asl does not",
+        ),
         ("training: {max_steps: 5}\nseeds: [1]\ntraining: {max_steps: 6}", "config key 'training'"),
     ],
 )

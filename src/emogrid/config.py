@@ -12,7 +12,7 @@ from itertools import product
 from emogrid.errors import ConfigError, ConfigFileError
 from emogrid.hub import check_model_folder
 from emogrid.io import read_json
-from emogrid.settings import NAMED_WHEN_NOT_DEFAULT, SCHEDULER_ONLY, loss_settings
+from emogrid.settings import LOSS_KEYS, NAMED_WHEN_NOT_DEFAULT, SCHEDULER_ONLY, loss_settings
 from emogrid.splits import FRACTION_TOLERANCE, achieved_fractions
 
 SPLITS = ("train", "validation", "test")
@@ -114,6 +114,7 @@ def check_workflow_config(config: dict, configfiles: Sequence[str], schema_file:
     try:
         check_config_files(configfiles)
         check_whole_mappings(config, configfiles)
+        check_loss_keys(config)
         validate(config, schema=schema_file)
         check_whole_numbers(config, schema_file)
         resolve_config(config)
@@ -228,6 +229,22 @@ def _given_mappings(loaded: dict):
         for name, mapping in value.items():
             if isinstance(mapping, dict):
                 yield pattern, f"{parent}.{name}", mapping
+
+
+def check_loss_keys(config: dict) -> None:
+    """A loss key its type does not read (`gamma_neg` on a bce loss) would be ignored, yet rerun the
+    loss's cells when changed. Run before the schema fills its defaults in, on the keys the config
+    files give (an overlay that changes a loss's type keeps an earlier file's keys: named too)."""
+    for name, loss in (config.get("losses") or {}).items():
+        if not isinstance(loss, dict) or loss.get("type") not in LOSS_KEYS:
+            continue  # the schema names the problem
+        used = LOSS_KEYS[loss["type"]]
+        for key in loss:
+            if key not in used:
+                raise ConfigError(
+                    f"losses.{name}.{key}",
+                    f"a loss of type {loss['type']} does not use it (its keys: {', '.join(used)})",
+                )
 
 
 def check_whole_mappings(config: dict, configfiles: Sequence[str]) -> None:

@@ -21,6 +21,8 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from emogrid.settings import ASL_KEYS
+
 LossFn = Callable[..., torch.Tensor]  # (logits, targets, mask=None, count=None) -> scalar
 
 
@@ -100,14 +102,11 @@ def combined_loss(
     return ratio * asl + (1 - ratio) * bce_loss(logits, targets, mask, pos_weight, count)
 
 
-_ASL_KEYS = ("gamma_neg", "gamma_pos", "clip", "eps")
-
-
 def build_loss(spec: dict, pos_weight=None) -> LossFn:
     """Turn a config entry such as {type: asl, gamma_neg: 4} into a loss function; `pos_weight`
     (per-label weights of the positive term, or None) is bound into it."""
     kind = spec["type"]
-    asl_params = {k: float(spec[k]) for k in _ASL_KEYS if k in spec}
+    asl_params = {k: float(spec[k]) for k in ASL_KEYS if k in spec}
     weights = None if pos_weight is None else torch.as_tensor(pos_weight, dtype=torch.float32)
     if kind == "bce":
         return lambda logits, targets, mask=None, count=None: bce_loss(logits, targets, mask, weights, count)
