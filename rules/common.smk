@@ -4,10 +4,13 @@ from pathlib import Path
 from snakemake import __version__ as SNAKEMAKE_VERSION
 
 from emogrid.config import (
+    SYNTHETIC_MARKER,
     cell_config,
     cell_dir,
     check_workflow_config,
     evaluation_datasets,
+    generated_datasets,
+    generator_config,
     grid_cells,
     recorded_config,
     requested_gpus,
@@ -60,11 +63,12 @@ def get_source_files(wildcards):
 
 
 def synthetic_files():
-    """Files the synthetic generator writes: those of datasets whose source is {RESULTS}/synthetic."""
+    """Files the synthetic generator writes: those of datasets whose source is {RESULTS}/synthetic,
+    and its marker beside them."""
     return [
         f"{config['datasets'][dataset]['source_dir']}/{name}"
-        for dataset in synthetic_datasets(config)
-        for name in config["datasets"][dataset]["files"]
+        for dataset in generated_datasets(config)
+        for name in [*config["datasets"][dataset]["files"], SYNTHETIC_MARKER]
     ]
 
 

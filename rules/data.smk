@@ -17,7 +17,7 @@ rule synthetic_corpus:
         "../envs/data.yaml"
     params:
         synthetic=config["data"]["synthetic"],
-        datasets=config["datasets"],
+        datasets=generator_config(config),
         labels=config["labels"],
     script:
         "../workflow_scripts/synthetic_corpus.py"

@@ -259,6 +259,49 @@ def test_synthetic_datasets_are_those_read_from_the_generated_corpus():
     assert synthetic_datasets(demo) == ["goemotions", "semeval2018_ec"]
 
 
+def test_a_generated_corpus_stays_synthetic_under_another_results_directory(tmp_path):
+    from emogrid.config import SYNTHETIC_MARKER, generated_datasets
+    from emogrid.synthetic import write_corpus
+
+    demo = load_config("config/demo.yaml")
+    written = write_corpus(tmp_path / "synthetic", {"datasets": demo["datasets"], "labels": demo["labels"]})
+    assert {path.name for path in written if path.parent.name == "meld"} == {
+        *demo["datasets"]["meld"]["files"],
+        SYNTHETIC_MARKER,
+    }
+    # A copied config.resolved.yaml with its own `results`, still reading the old run's corpus: this run
+    # generates nothing, and the tables must still say the data is synthetic.
+    demo["results"] = "results/mine"
+    for name, ds in demo["datasets"].items():
+        ds["source_dir"] = str(tmp_path / "synthetic" / name)
+    assert generated_datasets(demo) == []
+    assert synthetic_datasets(demo) == list(demo["datasets"])
+    (tmp_path / "synthetic" / "meld" / SYNTHETIC_MARKER).unlink()
+    assert "meld" not in synthetic_datasets(demo)
+
+
+def test_the_generator_job_reads_only_what_it_uses_of_the_dataset_configs():
+    from emogrid.config import generator_config
+
+    demo = load_config("config/demo.yaml")
+    before = generator_config(demo)
+    assert set(before) == set(demo["datasets"]) and before["meld"]["files"] == list(
+        demo["datasets"]["meld"]["files"]
+    )
+    # Row counts, split seeds and md5s do not change the corpus, so they must not rerun it (and with it
+    # every job of the demo).
+    demo["datasets"]["meld"]["expected_rows"] = {"train": 1, "validation": 1, "test": 1}
+    demo["datasets"]["isear"]["split"]["seed"] = 7
+    for entry in demo["datasets"]["goemotions"]["files"].values():
+        entry["md5"] = "0" * 32
+    assert generator_config(demo) == before
+    demo["datasets"]["isear"]["non_answers"] = ["no response"]
+    assert generator_config(demo)["isear"]["non_answers"] == ["no response"]
+    # A real dataset beside the corpus is not generated.
+    demo["datasets"]["meld"]["source_dir"] = "/data/meld"
+    assert "meld" not in generator_config(demo)
+
+
 def test_unknown_evaluation_dataset_is_an_error(config):
     config["evaluation"]["datasets"] = ["goemotions", "nope"]
     with pytest.raises(ConfigError, match="evaluation.datasets"):

@@ -31,7 +31,13 @@ def raw(synthetic_dir, config, name, split):
 
 
 def test_files_are_named_as_in_config(config, synthetic_dir):
-    expected = {f"{name}/{filename}" for name, ds in config["datasets"].items() for filename in ds["files"]}
+    from emogrid.config import SYNTHETIC_MARKER
+
+    expected = {
+        f"{name}/{filename}"
+        for name, ds in config["datasets"].items()
+        for filename in [*ds["files"], SYNTHETIC_MARKER]
+    }
     assert set(digests(synthetic_dir)) == expected
 
 

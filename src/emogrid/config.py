@@ -550,13 +550,42 @@ def training_settings(config: dict) -> dict:
     }
 
 
-def synthetic_datasets(config: dict) -> list[str]:
-    """The datasets read from the generated demo corpus (source_dir under {results}/synthetic/), not
-    from published files: their scores say nothing about the published datasets."""
+# The generator writes this file beside each dataset's files it makes (emogrid.synthetic.write_corpus).
+SYNTHETIC_MARKER = "SYNTHETIC_DATA.txt"
+# What the generator reads of a dataset's config: a change elsewhere (md5s, row counts, split seeds)
+# must not rewrite the corpus, and so rerun every job downstream.
+GENERATOR_KEYS = ("reader", "splits", "label_map", "empty_label", "non_answers")
+
+
+def generated_datasets(config: dict) -> list[str]:
+    """The datasets this run generates: source_dir under {results}/synthetic/."""
     prefix = f"{config['results']}/synthetic/"
     return [
         name for name, ds in config["datasets"].items() if str(ds.get("source_dir") or "").startswith(prefix)
     ]
+
+
+def synthetic_datasets(config: dict) -> list[str]:
+    """The datasets read from a generated demo corpus, not from published files: their scores say
+    nothing about the published datasets. Those this run generates, and those whose source_dir holds the
+    generator's SYNTHETIC_MARKER (another run's corpus, e.g. a copied config.resolved.yaml whose
+    `results` changed)."""
+    generated = set(generated_datasets(config))
+    return [
+        name
+        for name, ds in config["datasets"].items()
+        if name in generated
+        or (ds.get("source_dir") and os.path.isfile(os.path.join(ds["source_dir"], SYNTHETIC_MARKER)))
+    ]
+
+
+def generator_config(config: dict) -> dict:
+    """What the synthetic_corpus job reads: the generated datasets' GENERATOR_KEYS and file names."""
+    return {
+        name: {key: ds[key] for key in GENERATOR_KEYS if key in ds} | {"files": list(ds["files"])}
+        for name, ds in config["datasets"].items()
+        if name in generated_datasets(config)
+    }
 
 
 def grid_names(config: dict, dimension: str) -> list[str]:
