@@ -12,7 +12,13 @@ from itertools import product
 from emogrid.errors import ConfigError, ConfigFileError
 from emogrid.hub import check_model_folder
 from emogrid.io import read_json
-from emogrid.settings import LOSS_KEYS, NAMED_WHEN_NOT_DEFAULT, SCHEDULER_ONLY, loss_settings
+from emogrid.settings import (
+    LOSS_KEYS,
+    NAMED_WHEN_NOT_DEFAULT,
+    SCHEDULER_ONLY,
+    SYNTHETIC_MARKER,
+    loss_settings,
+)
 from emogrid.splits import FRACTION_TOLERANCE, achieved_fractions
 
 SPLITS = ("train", "validation", "test")
@@ -550,8 +556,6 @@ def training_settings(config: dict) -> dict:
     }
 
 
-# The generator writes this file beside each dataset's files it makes (emogrid.synthetic.write_corpus).
-SYNTHETIC_MARKER = "SYNTHETIC_DATA.txt"
 # What the generator reads of a dataset's config: a change elsewhere (md5s, row counts, split seeds)
 # must not rewrite the corpus, and so rerun every job downstream.
 GENERATOR_KEYS = ("reader", "splits", "label_map", "empty_label", "non_answers")

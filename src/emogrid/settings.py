@@ -17,6 +17,9 @@ NAMED_WHEN_NOT_DEFAULT = {"pad_to_multiple_of": None, "torch_compile": None, "ke
 # (p ~ 0.04) sits under the clip margin (0.05), where negatives give no gradient, and the outputs drift
 # to all-positive. On for BCE and the combined loss, whose BCE part keeps the negatives' gradient.
 PRIOR_BIAS_INIT_DEFAULT = {"bce": True, "asl": False, "combined": True}
+# The generator writes this file beside each dataset's files it makes (emogrid.synthetic.write_corpus);
+# a dataset read from a folder holding it is synthetic (emogrid.config.synthetic_datasets).
+SYNTHETIC_MARKER = "SYNTHETIC_DATA.txt"
 # The keys each loss type reads (emogrid.losses.build_loss); the config check refuses the others.
 ASL_KEYS = ("gamma_neg", "gamma_pos", "clip", "eps")
 LOSS_KEYS = {

@@ -18,11 +18,11 @@ import random
 from collections.abc import Sequence
 from pathlib import Path
 
-from emogrid.config import SYNTHETIC_MARKER
 from emogrid.labels import is_identity, source_labels
 from emogrid.readers import GOEMOTIONS_LABEL_FILE
 from emogrid.readers.isear import EMOTION_CODES, ISEAR_HEADER
 from emogrid.readers.meld import MELD_HEADER
+from emogrid.settings import SYNTHETIC_MARKER
 
 # Rows per split at scale 1.0 (ISEAR: respondents, each answering once per emotion).
 SIZES = {
