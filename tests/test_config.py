@@ -705,28 +705,36 @@ def test_the_config_checker_makes_the_workflows_checks(tmp_path, capsys, monkeyp
 
 
 @pytest.mark.parametrize(
-    ("overlay", "key", "left_out"),
+    ("overlay", "problem"),
     [
         # Merged key by key this ran all four datasets, at weights summing to 1.25.
-        ("mixes: {all4: {goemotions: 0.7, meld: 0.3}}", "mixes.all4", "semeval2018_ec, isear"),
-        # The schema's "{} = labels only" held in config/config.yaml alone.
-        ("label_groups: {}", "label_groups", "ekman, sentiment"),
+        (
+            "mixes: {all4: {goemotions: 0.7, meld: 0.3}}",
+            "config key 'mixes.all4': {file} gives it without semeval2018_ec, isear, which another",
+        ),
+        # The schema's "{} = labels only" held in config/config.yaml alone: merged, both levels stayed.
+        (
+            "label_groups: {}",
+            "config key 'label_groups': {file} gives it empty ({{}}), but another config file gives ekman, "
+            "sentiment",
+        ),
     ],
 )
-def test_an_overlay_cannot_drop_part_of_a_mix_or_of_label_groups(
-    tmp_path, capsys, monkeypatch, overlay, key, left_out
+def test_an_overlay_cannot_drop_part_of_a_mix_or_empty_a_mapping(
+    tmp_path, capsys, monkeypatch, overlay, problem
 ):
     monkeypatch.chdir(REPO_ROOT)
     partial = tmp_path / "partial.yaml"
     partial.write_text(overlay + "\n")
     assert main(["config/demo.yaml", str(partial)]) == 1
     error = capsys.readouterr().err
-    assert f"config key '{key}': {partial} gives it without {left_out}" in error, error
-    # Giving all of it (other weights, a new mix beside it) passes.
+    assert problem.format(file=partial) in error, error
+    # Giving all of a mix (other weights, a new mix beside it), or one level of label_groups, passes.
     whole = tmp_path / "whole.yaml"
     whole.write_text(
         "mixes:\n  all4: {goemotions: 0.7, meld: 0.3, isear: 0.1, semeval2018_ec: 0.1}\n"
         "  two: {goemotions: 0.7, meld: 0.3}\n"
+        "label_groups:\n  sentiment: {neutral: [neutral]}\n"
     )
     assert main(["config/demo.yaml", str(whole)]) == 0, capsys.readouterr().err
 

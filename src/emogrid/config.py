@@ -212,31 +212,6 @@ def check_config_files(configfiles: Sequence[str]) -> None:
         _check_unique_keys(root, "", name)
 
 
-# Mappings a config file gives whole: Snakemake merges config files key by key, so a file could
-# never remove a dataset from a mix or a level from label_groups, only silently keep them.
-WHOLE_MAPPINGS = {
-    "mixes.*": "give the whole mix in every file that gives it, or give it a new name and list that in "
-    "grid.mixes",
-    "label_groups": "give every level in every file that gives label_groups (a file cannot remove a "
-    "level: edit config/config.yaml for that)",
-}
-
-
-def _given_mappings(loaded: dict):
-    """(pattern, dotted key, mapping) of each WHOLE_MAPPINGS entry one config file gives."""
-    for pattern in WHOLE_MAPPINGS:
-        parent, _, star = pattern.partition(".")
-        value = loaded.get(parent)
-        if not isinstance(value, dict):
-            continue
-        if not star:
-            yield pattern, parent, value
-            continue
-        for name, mapping in value.items():
-            if isinstance(mapping, dict):
-                yield pattern, f"{parent}.{name}", mapping
-
-
 def check_loss_keys(config: dict) -> None:
     """A loss key its type does not read (`gamma_neg` on a bce loss) would be ignored, yet rerun the
     loss's cells when changed. Run before the schema fills its defaults in, on the keys the config
@@ -253,26 +228,53 @@ def check_loss_keys(config: dict) -> None:
                 )
 
 
+def _empty_mappings(value, key: str = ""):
+    """Dotted keys of the empty mappings (`{}`) in one config file."""
+    if isinstance(value, dict):
+        if not value and key:
+            yield key
+        for name, item in value.items():
+            yield from _empty_mappings(item, f"{key}.{name}" if key else str(name))
+
+
 def check_whole_mappings(config: dict, configfiles: Sequence[str]) -> None:
-    """A config file that gives a mix (or label_groups) gives all of it. Files merge key by key, so an
-    overlay's `mixes: {all4: {goemotions: 0.7, meld: 0.3}}` over the shipped four-dataset all4 would
-    run all four, at weights summing to 1.25, with nothing said: refuse it, naming the file and the
-    datasets (or levels) it leaves out."""
+    """Config files merge key by key, so a file can neither drop part of a mapping another file gives
+    nor empty it; the run would silently keep the rest. Refused, naming the file and what it leaves out:
+    - a mix given without some of the datasets another file gives it (an overlay's
+      `mixes: {all4: {goemotions: 0.7, meld: 0.3}}` over the shipped all4 ran all four datasets, at
+      weights summing to 1.25);
+    - an empty mapping where another file gives keys (`label_groups: {}` kept both levels)."""
     files: dict[str, str] = {}
     for name in configfiles:
         files.setdefault(os.path.realpath(name), str(name))
     for path, name in files.items():
-        for pattern, dotted, given in _given_mappings(load_config_file(path)):
+        loaded = load_config_file(path)
+        merged_mixes = config.get("mixes") if isinstance(config.get("mixes"), dict) else {}
+        given_mixes = loaded.get("mixes") if isinstance(loaded.get("mixes"), dict) else {}
+        for mix, given in given_mixes.items():
+            merged = merged_mixes.get(mix)
+            if isinstance(given, dict) and isinstance(merged, dict):
+                left_out = [dataset for dataset in merged if dataset not in given]
+                if left_out:
+                    raise ConfigError(
+                        f"mixes.{mix}",
+                        f"{name} gives it without {', '.join(map(str, left_out))}, which another config "
+                        "file gives; config files merge key by key, so the run would keep them: give the "
+                        "whole mix in every file that gives it, or give it a new name and list that in "
+                        "grid.mixes",
+                    )
+        for dotted in _empty_mappings(loaded):
             merged = config
             for part in dotted.split("."):
-                merged = merged.get(part, {}) if isinstance(merged, dict) else {}
-            left_out = [key for key in merged if key not in given] if isinstance(merged, dict) else []
-            if left_out:
+                merged = merged.get(part) if isinstance(merged, dict) else None
+            if isinstance(merged, dict) and merged:
                 raise ConfigError(
                     dotted,
-                    f"{name} gives it without {', '.join(map(str, left_out))}, which another config file "
-                    "gives; config files merge key by key, so the run would keep them: "
-                    + WHOLE_MAPPINGS[pattern],
+                    f"{name} gives it empty ({{}}), but another config file gives "
+                    f"{', '.join(map(str, merged))} and config files merge key by key, so the run would "
+                    "keep them: remove them in the "
+                    "file that gives them, or choose what runs with grid, seeds, imbalance and "
+                    "evaluation.datasets",
                 )
 
 
