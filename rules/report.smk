@@ -32,7 +32,8 @@ rule bootstrap:
 
 rule paired_tables:
     input:
-        f"{RESULTS}/statistics/paired.csv",
+        paired=f"{RESULTS}/statistics/paired.csv",
+        reports=cell_paths("eval_report.json"),
     output:
         md=report(
             f"{RESULTS}/tables/paired.md",

@@ -180,6 +180,46 @@ def test_paired_tables_and_plot_are_written(grid, tmp_path):
     assert f"{dataset} (SYNTHETIC)" in titles and sum("SYNTHETIC" in t for t in titles) == 1
 
 
+def test_paired_tables_give_each_cells_seed_std_and_mark_significant_rows_below_it(grid, tmp_path):
+    from emogrid.report import below_seed_std, paired_seed_std
+
+    reports = collect_reports([report for _, report in grid["cells"]])
+    paired = paired_seed_std(grid["paired"], reports)
+    test = reports[(reports["metric"] == "f1_macro@tuned") & (reports["split"] == "test")]
+    test = test[(test["level"] == "labels") & test["label"].isna()]
+    for row in paired.itertuples(index=False):
+        cell = dict(part.split("=") for part in row.within.split(", "))
+        for side, std in (("a", row.seed_std_a), ("b", row.seed_std_b)):
+            cell[row.compared] = getattr(row, side)
+            seeds = test[
+                (test["loss"] == cell["loss"])
+                & (test["mix"] == cell["mix"])
+                & (test["dataset"] == row.dataset)
+            ]["value"]
+            assert len(seeds) == 2 and std == pytest.approx(np.std(seeds, ddof=1))
+    # The mixes' identical predictions differ by 0, below any seed std; the losses' by far more.
+    larger = np.maximum(paired["seed_std_a"], paired["seed_std_b"])
+    assert below_seed_std(paired).tolist() == (paired["difference"].abs() < larger).tolist()
+    assert below_seed_std(paired).tolist() == (paired["compared"] == "mix").tolist()
+    # Only significant rows below it are marked: here none (the mix rows are not significant).
+    shrunk = paired.copy()
+    shrunk["difference"] = shrunk[["seed_std_a", "seed_std_b"]].max(axis=1) / 2
+    shrunk["significant"] = True
+    paths = write_paired_tables(shrunk, tmp_path / "paired", 0.95, "normal", 0.05)
+    text = paths["md"].read_text()
+    assert text.count("| yes, below seed std |") == len(shrunk)
+    paths = write_paired_tables(grid["paired"], tmp_path / "real", 0.95, "normal", 0.05, reports=reports)
+    text = paths["md"].read_text()
+    assert "seed std a; b" in text and "| yes, below seed std |" not in text
+    assert "not training randomness" in text and "one seed here" not in text
+    assert {"seed_std_a", "seed_std_b"} <= set(pd.read_csv(paths["csv"]).columns)
+    # One seed per cell: no std, and the note says what that leaves unknown.
+    first = collect_reports([report for _, report in grid["cells"] if "seed1" in str(report)])
+    paths = write_paired_tables(grid["paired"], tmp_path / "one", 0.95, "normal", 0.05, reports=first)
+    text = paths["md"].read_text()
+    assert "n/a; n/a" in text and "Every cell has one seed here" in text
+
+
 def test_tables_show_the_interval_beside_mean_and_std(grid, tmp_path):
     reports = collect_reports([report for _, report in grid["cells"]])
     summary = add_intervals(
@@ -198,7 +238,8 @@ def test_a_single_cell_grid_has_intervals_and_an_empty_paired_table(grid, tmp_pa
     intervals, paired = grid_statistics(grid["cells"][:1], LABELS, GROUPS, SETTINGS)
     assert len(intervals) == 4 and (intervals["seeds"] == 1).all()
     assert paired.empty and list(paired.columns) == PAIRED_COLUMNS
-    write_paired_tables(paired, tmp_path / "paired", 0.95, "normal", 0.05)
+    paths = write_paired_tables(paired, tmp_path / "paired", 0.95, "normal", 0.05)
+    assert "No comparisons" in paths["md"].read_text() and "Holm correction" not in paths["md"].read_text()
     plot_paired_differences(paired, tmp_path / "paired.png")
     assert (tmp_path / "paired.png").stat().st_size > 0
 

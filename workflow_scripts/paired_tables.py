@@ -3,11 +3,19 @@ from pathlib import Path
 
 import pandas as pd
 
-from emogrid.report import clustered_datasets, plot_paired_differences, write_paired_tables
+from emogrid.report import (
+    clustered_datasets,
+    collect_reports,
+    plot_paired_differences,
+    write_paired_tables,
+)
 
 sys.stderr = open(snakemake.log[0], "w")
 
-paired = pd.read_csv(snakemake.input[0], keep_default_na=False, na_values=[""])
+# Cell names as written ("1" stays a name, not a number).
+paired = pd.read_csv(
+    snakemake.input.paired, keep_default_na=False, na_values=[""], dtype={"a": str, "b": str}
+)
 settings = snakemake.params.settings
 write_paired_tables(
     paired,
@@ -17,5 +25,6 @@ write_paired_tables(
     settings["alpha"],
     synthetic=snakemake.params.synthetic,
     clustered=clustered_datasets(settings.get("clusters")),
+    reports=collect_reports(snakemake.input.reports),
 )
 plot_paired_differences(paired, snakemake.output.plot, synthetic=snakemake.params.synthetic)

@@ -512,9 +512,45 @@ def format_p(p: float) -> str:
     return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
+def paired_seed_std(paired: pd.DataFrame, reports: pd.DataFrame) -> pd.DataFrame:
+    """`paired` with the std over seeds of each compared cell's test macro-F1 at tuned thresholds (the
+    labels level, as the comparisons; `collect_reports` rows): `seed_std_a`, `seed_std_b`, NaN with one
+    seed. The comparisons cover test sampling only; these say how far another seed may move a cell."""
+    if paired.empty:
+        return paired.assign(seed_std_a=pd.Series(dtype=float), seed_std_b=pd.Series(dtype=float))
+    summary = summarize_metric(reports, "f1_macro@tuned")
+    std = {
+        (row.loss, row.mix, row.imbalance, row.dataset): row.std for row in summary.itertuples(index=False)
+    }
+
+    def cell_std(row, side: str) -> float:
+        # Names are [A-Za-z0-9_]+ (the schema), so "loss=bce, imbalance=none" splits safely.
+        cell = dict(part.split("=", 1) for part in str(row.within).split(", "))
+        cell[row.compared] = str(getattr(row, side))
+        return std.get((cell["loss"], cell["mix"], cell["imbalance"], row.dataset), np.nan)
+
+    rows = list(paired.itertuples(index=False))
+    return paired.assign(
+        seed_std_a=[cell_std(row, "a") for row in rows], seed_std_b=[cell_std(row, "b") for row in rows]
+    )
+
+
+def below_seed_std(paired: pd.DataFrame) -> pd.Series:
+    """Rows whose |a − b| is smaller than the larger seed std of the two cells (False without one)."""
+    larger = paired[["seed_std_a", "seed_std_b"]].max(axis=1)
+    return larger.notna() & (paired["difference"].abs() < larger)
+
+
+def _std_text(std: float) -> str:
+    return "n/a" if pd.isna(std) else f"{std:.3f}"
+
+
 def paired_display_table(paired: pd.DataFrame) -> pd.DataFrame:
-    """A `significance.paired_comparisons` table for reading: one row per comparison."""
-    return pd.DataFrame(
+    """A `significance.paired_comparisons` table for reading: one row per comparison; with the cells'
+    seed std (`paired_seed_std`) when `paired` has it, and significant rows below it marked."""
+    with_std = {"seed_std_a", "seed_std_b"} <= set(paired.columns)
+    flagged = below_seed_std(paired) if with_std else pd.Series(False, index=paired.index)
+    table = pd.DataFrame(
         {
             "dataset": paired["dataset"],
             "compared": paired["compared"],
@@ -526,9 +562,22 @@ def paired_display_table(paired: pd.DataFrame) -> pd.DataFrame:
             ],
             "p": [format_p(p) for p in paired["p_value"]],
             "p (Holm)": [format_p(p) for p in paired["p_holm"]],
-            "significant": ["yes" if s else "" for s in paired["significant"]],
+            "significant": [
+                ("yes, below seed std" if below else "yes") if s else ""
+                for s, below in zip(paired["significant"], flagged, strict=True)
+            ],
         }
     )
+    if with_std:
+        table.insert(
+            5,
+            "seed std a; b",
+            [
+                f"{_std_text(sa)}; {_std_text(sb)}"
+                for sa, sb in zip(paired["seed_std_a"], paired["seed_std_b"], strict=True)
+            ],
+        )
+    return table
 
 
 def write_paired_tables(
@@ -539,18 +588,40 @@ def write_paired_tables(
     alpha: float,
     synthetic: Sequence[str] = (),
     clustered: Sequence[str] = (),
+    reports: pd.DataFrame | None = None,
 ) -> dict[str, Path]:
     """<prefix>.csv (the numbers, with SYNTHETIC_COLUMN), <prefix>.md and <prefix>.html (the display
-    table, its note naming the `synthetic` datasets first and the `clustered` ones)."""
+    table, its note naming the `synthetic` datasets first and the `clustered` ones). With the eval
+    reports (`collect_reports`), each row also gets its two cells' seed std (`paired_seed_std`)."""
+    if reports is not None:
+        paired = paired_seed_std(paired, reports)
     paths = _output_paths(out_prefix)
     _write_csv(paths["csv"], _with_synthetic_column(paired, synthetic))
     title = "Paired comparisons of test macro-F1"
-    note = synthetic_warning(synthetic) + (
-        f"a − b on the same bootstrap resamples of the test examples{_clusters_text(clustered)}; "
-        f"{confidence:.0%} percentile "
-        f"interval; two-sided p-value ({method}); Holm correction over all {len(paired)} comparisons, "
-        f"significant at family-wise alpha = {alpha:g}."
-    )
+    if paired.empty:
+        note = synthetic_warning(synthetic) + (
+            "No comparisons: no two cells of the grid differ in one dimension (loss, mix or imbalance "
+            "strategy) only."
+        )
+    else:
+        note = synthetic_warning(synthetic) + (
+            f"a − b on the same bootstrap resamples of the test examples{_clusters_text(clustered)}; "
+            f"{confidence:.0%} percentile "
+            f"interval; two-sided p-value ({method}); Holm correction over all {len(paired)} comparisons, "
+            f"significant at family-wise alpha = {alpha:g}."
+        )
+    if reports is not None and not paired.empty:
+        one_seed = paired[["seed_std_a", "seed_std_b"]].isna().all(axis=None)
+        note += (
+            " These cover test sampling, not training randomness. Seed std a; b: each cell's std over its "
+            "seeds of the same test macro-F1 (n/a with one seed); 'yes, below seed std': significant, but "
+            "smaller than a cell's seed std, so another seed could undo it."
+            + (
+                " Every cell has one seed here: whether a difference survives another seed is unknown."
+                if one_seed
+                else ""
+            )
+        )
     display = paired_display_table(paired)
     io.write_text(paths["md"], f"## {title}\n\n{note}\n\n{to_markdown(display)}")
     io.write_text(paths["html"], to_html_document(title, [(title, note, display)]))
