@@ -9,7 +9,6 @@ from emogrid.config import (
     cell_dir,
     check_workflow_config,
     evaluation_datasets,
-    generated_datasets,
     generator_config,
     grid_cells,
     recorded_config,
@@ -54,6 +53,12 @@ def get_dataset_config(wildcards):
     return config["datasets"][wildcards.dataset]
 
 
+def get_verify_md5(wildcards):
+    """md5 checks for every dataset but the generated demo corpus, which has no published sums."""
+    generated = synthetic_datasets(config)
+    return config["data"]["verify_md5"] and wildcards.dataset not in generated
+
+
 def get_source_files(wildcards):
     """Local copies of a dataset's files, when the config names a source directory."""
     ds = config["datasets"][wildcards.dataset]
@@ -67,7 +72,7 @@ def synthetic_files():
     and its marker beside them."""
     return [
         f"{config['datasets'][dataset]['source_dir']}/{name}"
-        for dataset in generated_datasets(config)
+        for dataset in synthetic_datasets(config)
         for name in [*config["datasets"][dataset]["files"], SYNTHETIC_MARKER]
     ]
 

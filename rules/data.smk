@@ -35,7 +35,7 @@ rule fetch_raw:
         "../envs/data.yaml"
     params:
         dataset_config=get_dataset_config,
-        verify_md5=config["data"]["verify_md5"],
+        verify_md5=get_verify_md5,
     script:
         "../workflow_scripts/fetch_raw.py"
 

@@ -259,8 +259,8 @@ def test_synthetic_datasets_are_those_read_from_the_generated_corpus():
     assert synthetic_datasets(demo) == ["goemotions", "semeval2018_ec"]
 
 
-def test_a_generated_corpus_stays_synthetic_under_another_results_directory(tmp_path):
-    from emogrid.config import SYNTHETIC_MARKER, generated_datasets
+def test_a_generated_corpus_outside_the_runs_results_is_refused(tmp_path):
+    from emogrid.config import SYNTHETIC_MARKER
     from emogrid.synthetic import write_corpus
 
     demo = load_config("config/demo.yaml")
@@ -269,15 +269,19 @@ def test_a_generated_corpus_stays_synthetic_under_another_results_directory(tmp_
         *demo["datasets"]["meld"]["files"],
         SYNTHETIC_MARKER,
     }
-    # A copied config.resolved.yaml with its own `results`, still reading the old run's corpus: this run
-    # generates nothing, and the tables must still say the data is synthetic.
+    # A copied config.resolved.yaml with its own `results`, still reading the old run's corpus: by its
+    # path it is not this run's corpus, and the tables would call its scores real.
     demo["results"] = "results/mine"
     for name, ds in demo["datasets"].items():
-        ds["source_dir"] = str(tmp_path / "synthetic" / name)
-    assert generated_datasets(demo) == []
-    assert synthetic_datasets(demo) == list(demo["datasets"])
+        ds["source_dir"] = f"results/mine/synthetic/{name}"
+    demo["datasets"]["meld"]["source_dir"] = str(tmp_path / "synthetic" / "meld")
+    with pytest.raises(ConfigError) as caught:
+        check_config(demo)
+    assert caught.value.key == "datasets.meld.source_dir"
+    assert "holds a generated demo corpus (SYNTHETIC_DATA.txt)" in caught.value.problem
+    assert '"{results}/synthetic/meld"' in caught.value.problem
     (tmp_path / "synthetic" / "meld" / SYNTHETIC_MARKER).unlink()
-    assert "meld" not in synthetic_datasets(demo)
+    check_config(demo)  # files without the mark: taken for real data, as before
 
 
 def test_the_generator_job_reads_only_what_it_uses_of_the_dataset_configs():

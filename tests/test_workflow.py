@@ -356,6 +356,15 @@ def test_methods_caption_states_the_actual_config(overlays):
     assert ("**not** verified" in text) == (not config["data"]["verify_md5"])
     # The demo's corpus is named as synthetic; a run on the published files is not.
     assert ("**Synthetic data.**" in text) == bool(synthetic_datasets(config))
+    # Generated files have no md5 to check: the text says they were not checked, not that they were.
+    generated_only = len(synthetic_datasets(config)) == len(config["datasets"])
+    assert ("generated files have no published md5 sums" in text) == generated_only
+    assert ("File checksums were verified" in text) == (not generated_only)
+    if synthetic_datasets(config):
+        # One real dataset beside the corpus (as fetch_raw then checks it).
+        config["datasets"]["meld"]["source_dir"] = "/data/meld"
+        mixed = env.from_string(template).render(snakemake=type("S", (), {"config": config}))
+        assert "verified against the md5 sums in the config, except for the generated goemotions, " in mixed
     # The grid that runs (grid: selects losses and mixes) and its training length, not every named one.
     cells = grid_cells(config)
     losses, mixes = {c["loss"] for c in cells}, {c["mix"] for c in cells}

@@ -373,7 +373,17 @@ def check_config(config: dict) -> None:
             _check_fusable(model["name"])
     labels = config["labels"]
     datasets = config["datasets"]
+    generated = synthetic_datasets(config)
     for name, ds in datasets.items():
+        if name not in generated and ds.get("source_dir"):
+            if os.path.isfile(os.path.join(ds["source_dir"], SYNTHETIC_MARKER)):
+                raise ConfigError(
+                    f"datasets.{name}.source_dir",
+                    f"{ds['source_dir']} holds a generated demo corpus ({SYNTHETIC_MARKER}), not the "
+                    f"published files, outside this run's {config['results']}/synthetic/: the tables would "
+                    f'not say the scores are synthetic. Use "{{results}}/synthetic/{name}" (the run '
+                    "generates it) or the published files",
+                )
         splits = set(ds["splits"])
         if splits not in ({"all"}, set(SPLITS)):
             raise ConfigError(
@@ -563,25 +573,13 @@ def training_settings(config: dict) -> dict:
 GENERATOR_KEYS = ("reader", "splits", "label_map", "empty_label", "non_answers")
 
 
-def generated_datasets(config: dict) -> list[str]:
-    """The datasets this run generates: source_dir under {results}/synthetic/."""
+def synthetic_datasets(config: dict) -> list[str]:
+    """The datasets read from the generated demo corpus (source_dir under {results}/synthetic/), not
+    from published files: their scores say nothing about the published datasets. A corpus elsewhere
+    (another run's) is refused by check_config, so this list is the whole truth."""
     prefix = f"{config['results']}/synthetic/"
     return [
         name for name, ds in config["datasets"].items() if str(ds.get("source_dir") or "").startswith(prefix)
-    ]
-
-
-def synthetic_datasets(config: dict) -> list[str]:
-    """The datasets read from a generated demo corpus, not from published files: their scores say
-    nothing about the published datasets. Those this run generates, and those whose source_dir holds the
-    generator's SYNTHETIC_MARKER (another run's corpus, e.g. a copied config.resolved.yaml whose
-    `results` changed)."""
-    generated = set(generated_datasets(config))
-    return [
-        name
-        for name, ds in config["datasets"].items()
-        if name in generated
-        or (ds.get("source_dir") and os.path.isfile(os.path.join(ds["source_dir"], SYNTHETIC_MARKER)))
     ]
 
 
@@ -590,7 +588,7 @@ def generator_config(config: dict) -> dict:
     return {
         name: {key: ds[key] for key in GENERATOR_KEYS if key in ds} | {"files": list(ds["files"])}
         for name, ds in config["datasets"].items()
-        if name in generated_datasets(config)
+        if name in synthetic_datasets(config)
     }
 
 
