@@ -60,11 +60,13 @@ def get_verify_md5(wildcards):
 
 
 def get_source_files(wildcards):
-    """Local copies of a dataset's files, when the config names a source directory."""
+    """Local copies of a dataset's files, when the config names a source directory; for a generated
+    dataset also the generator's marker (a corpus made before the marker existed is made again)."""
     ds = config["datasets"][wildcards.dataset]
     if ds.get("source_dir") is None:
         return []
-    return [f"{ds['source_dir']}/{name}" for name in ds["files"]]
+    marker = [SYNTHETIC_MARKER] if wildcards.dataset in synthetic_datasets(config) else []
+    return [f"{ds['source_dir']}/{name}" for name in [*ds["files"], *marker]]
 
 
 def synthetic_files():

@@ -714,12 +714,12 @@ def test_the_config_checker_makes_the_workflows_checks(tmp_path, capsys, monkeyp
         # Merged key by key this ran all four datasets, at weights summing to 1.25.
         (
             "mixes: {all4: {goemotions: 0.7, meld: 0.3}}",
-            "config key 'mixes.all4': {file} gives it without semeval2018_ec, isear, which another",
+            "config key 'mixes.all4': {file} gives it without semeval2018_ec, isear, which an earlier",
         ),
         # The schema's "{} = labels only" held in config/config.yaml alone: merged, both levels stayed.
         (
             "label_groups: {}",
-            "config key 'label_groups': {file} gives it empty ({{}}), but another config file gives ekman, "
+            "config key 'label_groups': {file} gives it empty ({{}}), but an earlier config file gives ekman, "
             "sentiment",
         ),
     ],
@@ -741,6 +741,29 @@ def test_an_overlay_cannot_drop_part_of_a_mix_or_empty_a_mapping(
         "label_groups:\n  sentiment: {neutral: [neutral]}\n"
     )
     assert main(["config/demo.yaml", str(whole)]) == 0, capsys.readouterr().err
+
+
+def test_whole_mapping_checks_follow_the_merge_order(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(REPO_ROOT)
+    # A later file that gives more of a mix than an earlier one: what the run uses is what it says.
+    grown = tmp_path / "grown.yaml"
+    grown.write_text("mixes: {goemotions: {goemotions: 0.8, meld: 0.2}}\n")
+    assert main([str(grown)]) == 0, capsys.readouterr().err
+    # An empty mapping that a later file fills in is not left empty.
+    emptied, filled = tmp_path / "emptied.yaml", tmp_path / "filled.yaml"
+    emptied.write_text("label_groups: {}\n")
+    filled.write_text(
+        "label_groups:\n"
+        + "".join(f"  {level}: {groups}\n" for level, groups in load_config()["label_groups"].items())
+    )
+    assert main([str(emptied), str(filled)]) == 0, capsys.readouterr().err
+    assert main([str(filled), str(emptied)]) == 1
+    assert f"config key 'label_groups': {emptied} gives it empty" in capsys.readouterr().err
+    # Keys with dots (file names) are looked up as keys, not split.
+    files = tmp_path / "files.yaml"
+    files.write_text("datasets: {goemotions: {files: {train.tsv: {}}}}\n")
+    assert main([str(files)]) == 1
+    assert "config key 'datasets.goemotions.files.train.tsv'" in capsys.readouterr().err
 
 
 def test_the_config_checker_passes_the_shipped_configs_and_counts_their_cells(capsys, monkeypatch):

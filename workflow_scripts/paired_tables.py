@@ -12,10 +12,9 @@ from emogrid.report import (
 
 sys.stderr = open(snakemake.log[0], "w")
 
-# Cell names as written ("1" stays a name, not a number).
-paired = pd.read_csv(
-    snakemake.input.paired, keep_default_na=False, na_values=[""], dtype={"a": str, "b": str}
-)
+# Names as written ("2018" stays a name, not a number).
+names = {"dataset": str, "a": str, "b": str, "within": str}
+paired = pd.read_csv(snakemake.input.paired, keep_default_na=False, na_values=[""], dtype=names)
 settings = snakemake.params.settings
 write_paired_tables(
     paired,

@@ -58,10 +58,9 @@ def epoch_counts(
     weights = np.asarray(weights, dtype=np.float64)
     shuffled = rng.random(len(weights))
     order = np.lexsort((shuffled,)) if groups is None else np.lexsort((shuffled, np.asarray(groups)))
-    expected = np.cumsum(weights[order])
-    # Rounded so that whole expected counts (weight 1/n, n draws) are exact: a sum one ulp short of an
-    # integer would give one row no draw and the next two. The last edge is `draws` exactly.
-    expected = np.round(expected * (draws / expected[-1]), 9)
+    # Each row's expected count rounded before the running sum, so whole counts (weight 1/n, n draws)
+    # add up exactly: a sum one ulp short of an integer would give one row no draw and the next two.
+    expected = np.cumsum(np.round(weights[order] * (draws / weights.sum()), 9))
     expected[-1] = draws
     edges = np.floor(expected + rng.random())
     counts = np.empty(len(weights), dtype=np.int64)

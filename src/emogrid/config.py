@@ -108,19 +108,26 @@ def _check_finite(value, key: str = "") -> None:
         raise ConfigError(key or "(top level)", f"must be a finite number, got {value}")
 
 
-def check_workflow_config(config: dict, configfiles: Sequence[str], schema_file: str) -> None:
+# The Snakefile's `configfile:`, relative to the working directory: Snakemake merges it first (and
+# lists it after the --configfile files in workflow.configfiles).
+BASE_CONFIG = "config/config.yaml"
+
+
+def check_workflow_config(
+    config: dict, configfiles: Sequence[str], schema_file: str, base: str = BASE_CONFIG
+) -> None:
     """Every check the workflow makes on its merged config before any job, in order, with the schema's
     defaults filled in and `resolve_config` applied (in place). Any failure is one `ConfigError` naming
     the key and the config files. The workflow (rules/common.smk) and `python -m emogrid.config` both
-    run this."""
+    run this; `base` is the file merged first (the Snakefile's `configfile:`)."""
     # Imported here: what the workflow imports from emogrid when it parses stays standard-library only.
     from snakemake.exceptions import WorkflowError
     from snakemake.utils import validate
 
     try:
         check_config_files(configfiles)
-        check_whole_mappings(config, configfiles)
-        check_loss_keys(config)
+        check_whole_mappings(config, configfiles, base)
+        check_loss_keys(config, configfiles, base)
         validate(config, schema=schema_file)
         check_whole_numbers(config, schema_file)
         resolve_config(config)
@@ -183,7 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         for path in files:
             update_config(config, load_config_file(path))
-        check_workflow_config(config, files, os.path.join(args.workflow, "schemas", "config.schema.yaml"))
+        schema = os.path.join(args.workflow, "schemas", "config.schema.yaml")
+        check_workflow_config(config, files, schema, base)
     except (OSError, ConfigError, ConfigFileError) as error:
         print(f"emogrid.config: {error}", file=sys.stderr)
         return 1
@@ -212,70 +220,90 @@ def check_config_files(configfiles: Sequence[str]) -> None:
         _check_unique_keys(root, "", name)
 
 
-def check_loss_keys(config: dict) -> None:
+def _ordered_files(configfiles: Sequence[str], base: str | None) -> dict[str, str]:
+    """realpath -> name of each config file once, in the order Snakemake merges them: the workflow's
+    config/config.yaml (its `configfile:`, listed after the --configfile ones in workflow.configfiles)
+    first, then the others as given."""
+    files: dict[str, str] = {}
+    for name in configfiles:
+        files.setdefault(os.path.realpath(name), str(name))
+    first = os.path.realpath(base) if base else None
+    if first in files:
+        files = {first: files[first]} | {path: name for path, name in files.items() if path != first}
+    return files
+
+
+def _lookup(value, path: Sequence[str]):
+    for part in path:
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
+
+
+def _mapping_paths(value, path: tuple[str, ...] = ()):
+    """(path, mapping) of every mapping in one config file, below the top level."""
+    if isinstance(value, dict):
+        if path:
+            yield path, value
+        for name, item in value.items():
+            yield from _mapping_paths(item, (*path, str(name)))
+
+
+def check_loss_keys(config: dict, configfiles: Sequence[str] = (), base: str | None = None) -> None:
     """A loss key its type does not read (`gamma_neg` on a bce loss) would be ignored, yet rerun the
     loss's cells when changed. Run before the schema fills its defaults in, on the keys the config
-    files give (an overlay that changes a loss's type keeps an earlier file's keys: named too)."""
+    files give; the error names the files that give the key (an overlay that changes a loss's type
+    keeps an earlier file's keys)."""
+    loaded = {name: load_config_file(path) for path, name in _ordered_files(configfiles, base).items()}
     for name, loss in (config.get("losses") or {}).items():
         if not isinstance(loss, dict) or loss.get("type") not in LOSS_KEYS:
             continue  # the schema names the problem
         used = LOSS_KEYS[loss["type"]]
         for key in loss:
             if key not in used:
+                givers = [file for file, values in loaded.items() if _lookup(values, ("losses", name, key))]
                 raise ConfigError(
                     f"losses.{name}.{key}",
-                    f"a loss of type {loss['type']} does not use it (its keys: {', '.join(used)})",
+                    f"a loss of type {loss['type']} does not use it (its keys: {', '.join(used)})"
+                    + (f"; given in {', '.join(givers)}" if givers else ""),
                 )
 
 
-def _empty_mappings(value, key: str = ""):
-    """Dotted keys of the empty mappings (`{}`) in one config file."""
-    if isinstance(value, dict):
-        if not value and key:
-            yield key
-        for name, item in value.items():
-            yield from _empty_mappings(item, f"{key}.{name}" if key else str(name))
-
-
-def check_whole_mappings(config: dict, configfiles: Sequence[str]) -> None:
-    """Config files merge key by key, so a file can neither drop part of a mapping another file gives
-    nor empty it; the run would silently keep the rest. Refused, naming the file and what it leaves out:
-    - a mix given without some of the datasets another file gives it (an overlay's
-      `mixes: {all4: {goemotions: 0.7, meld: 0.3}}` over the shipped all4 ran all four datasets, at
-      weights summing to 1.25);
-    - an empty mapping where another file gives keys (`label_groups: {}` kept both levels)."""
-    files: dict[str, str] = {}
-    for name in configfiles:
-        files.setdefault(os.path.realpath(name), str(name))
-    for path, name in files.items():
-        loaded = load_config_file(path)
-        merged_mixes = config.get("mixes") if isinstance(config.get("mixes"), dict) else {}
-        given_mixes = loaded.get("mixes") if isinstance(loaded.get("mixes"), dict) else {}
-        for mix, given in given_mixes.items():
-            merged = merged_mixes.get(mix)
-            if isinstance(given, dict) and isinstance(merged, dict):
-                left_out = [dataset for dataset in merged if dataset not in given]
-                if left_out:
-                    raise ConfigError(
-                        f"mixes.{mix}",
-                        f"{name} gives it without {', '.join(map(str, left_out))}, which another config "
-                        "file gives; config files merge key by key, so the run would keep them: give the "
-                        "whole mix in every file that gives it, or give it a new name and list that in "
-                        "grid.mixes",
-                    )
-        for dotted in _empty_mappings(loaded):
-            merged = config
-            for part in dotted.split("."):
-                merged = merged.get(part) if isinstance(merged, dict) else None
-            if isinstance(merged, dict) and merged:
+def check_whole_mappings(config: dict, configfiles: Sequence[str], base: str | None = None) -> None:
+    """Config files merge key by key, in order, so a later file can neither drop part of a mapping an
+    earlier file gives nor empty it: the run would silently keep the rest. The last file that gives a
+    mix must give all of its datasets (an overlay's `mixes: {all4: {goemotions: 0.7, meld: 0.3}}` over
+    the shipped all4 ran all four, at weights summing to 1.25), and the last file that gives a mapping
+    may give it empty (`label_groups: {}`) only where no earlier file gives keys; refused otherwise,
+    naming the file and what it leaves out."""
+    last: dict[tuple[str, ...], tuple[str, dict]] = {}
+    for path, name in _ordered_files(configfiles, base).items():
+        for keys, mapping in _mapping_paths(load_config_file(path)):
+            last[keys] = (name, mapping)
+    for keys, (name, given) in last.items():
+        merged = _lookup(config, keys)
+        if not isinstance(merged, dict):
+            continue
+        dotted = ".".join(keys)
+        if len(keys) == 2 and keys[0] == "mixes":
+            left_out = [dataset for dataset in merged if dataset not in given]
+            if left_out:
                 raise ConfigError(
                     dotted,
-                    f"{name} gives it empty ({{}}), but another config file gives "
-                    f"{', '.join(map(str, merged))} and config files merge key by key, so the run would "
-                    "keep them: remove them in the "
-                    "file that gives them, or choose what runs with grid, seeds, imbalance and "
-                    "evaluation.datasets",
+                    f"{name} gives it without {', '.join(map(str, left_out))}, which an earlier config "
+                    "file gives; config files merge key by key, so the run would keep them: give the "
+                    "whole mix in the last file that gives it, or give it a new name and list that in "
+                    "grid.mixes",
                 )
+        elif not given and merged:
+            raise ConfigError(
+                dotted,
+                f"{name} gives it empty ({{}}), but an earlier config file gives "
+                f"{', '.join(map(str, merged))} and config files merge key by key, so the run would "
+                "keep them: remove them in the file that gives them, or choose what runs with grid, "
+                "seeds, imbalance and evaluation.datasets",
+            )
 
 
 def _check_unique_keys(node, key: str, filename: str) -> None:

@@ -536,7 +536,8 @@ def paired_seed_std(paired: pd.DataFrame, reports: pd.DataFrame) -> pd.DataFrame
 
 
 def below_seed_std(paired: pd.DataFrame) -> pd.Series:
-    """Rows whose |a − b| is smaller than the larger seed std of the two cells (False without one)."""
+    """Rows whose |a − b| is smaller than the larger seed std of the two cells (False without one). A
+    rule of thumb: the error of a difference of seed means also shrinks with the number of seeds."""
     larger = paired[["seed_std_a", "seed_std_b"]].max(axis=1)
     return larger.notna() & (paired["difference"].abs() < larger)
 
@@ -615,7 +616,8 @@ def write_paired_tables(
         note += (
             " These cover test sampling, not training randomness. Seed std a; b: each cell's std over its "
             "seeds of the same test macro-F1 (n/a with one seed); 'yes, below seed std': significant, but "
-            "smaller than a cell's seed std, so another seed could undo it."
+            "smaller than the larger seed std of the two cells, so seeds alone move a cell that much (a "
+            "rule of thumb: it does not weigh how many seeds the means average)."
             + (
                 " Every cell has one seed here: whether a difference survives another seed is unknown."
                 if one_seed
