@@ -719,8 +719,8 @@ def test_the_config_checker_makes_the_workflows_checks(tmp_path, capsys, monkeyp
         # The schema's "{} = labels only" held in config/config.yaml alone: merged, both levels stayed.
         (
             "label_groups: {}",
-            "config key 'label_groups': {file} gives it empty ({{}}), but an earlier config file gives ekman, "
-            "sentiment",
+            "config key 'label_groups': {file} gives it empty ({{}}), but an earlier config file gives "
+            "ekman, sentiment",
         ),
     ],
 )

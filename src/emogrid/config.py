@@ -6,7 +6,7 @@ import difflib
 import math
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from itertools import product
 
 from emogrid.errors import ConfigError, ConfigFileError
@@ -126,8 +126,9 @@ def check_workflow_config(
 
     try:
         check_config_files(configfiles)
-        check_whole_mappings(config, configfiles, base)
-        check_loss_keys(config, configfiles, base)
+        files = {name: load_config_file(path) for path, name in _ordered_files(configfiles, base).items()}
+        check_whole_mappings(config, files)
+        check_loss_keys(config, files)
         validate(config, schema=schema_file)
         check_whole_numbers(config, schema_file)
         resolve_config(config)
@@ -250,19 +251,18 @@ def _mapping_paths(value, path: tuple[str, ...] = ()):
             yield from _mapping_paths(item, (*path, str(name)))
 
 
-def check_loss_keys(config: dict, configfiles: Sequence[str] = (), base: str | None = None) -> None:
+def check_loss_keys(config: dict, files: Mapping[str, dict]) -> None:
     """A loss key its type does not read (`gamma_neg` on a bce loss) would be ignored, yet rerun the
     loss's cells when changed. Run before the schema fills its defaults in, on the keys the config
-    files give; the error names the files that give the key (an overlay that changes a loss's type
-    keeps an earlier file's keys)."""
-    loaded = {name: load_config_file(path) for path, name in _ordered_files(configfiles, base).items()}
+    `files` (name -> its contents) give; the error names the files that give the key (an overlay that
+    changes a loss's type keeps an earlier file's keys)."""
     for name, loss in (config.get("losses") or {}).items():
         if not isinstance(loss, dict) or loss.get("type") not in LOSS_KEYS:
             continue  # the schema names the problem
         used = LOSS_KEYS[loss["type"]]
         for key in loss:
             if key not in used:
-                givers = [file for file, values in loaded.items() if _lookup(values, ("losses", name, key))]
+                givers = [file for file, values in files.items() if _lookup(values, ("losses", name, key))]
                 raise ConfigError(
                     f"losses.{name}.{key}",
                     f"a loss of type {loss['type']} does not use it (its keys: {', '.join(used)})"
@@ -270,16 +270,16 @@ def check_loss_keys(config: dict, configfiles: Sequence[str] = (), base: str | N
                 )
 
 
-def check_whole_mappings(config: dict, configfiles: Sequence[str], base: str | None = None) -> None:
+def check_whole_mappings(config: dict, files: Mapping[str, dict]) -> None:
     """Config files merge key by key, in order, so a later file can neither drop part of a mapping an
     earlier file gives nor empty it: the run would silently keep the rest. The last file that gives a
     mix must give all of its datasets (an overlay's `mixes: {all4: {goemotions: 0.7, meld: 0.3}}` over
     the shipped all4 ran all four, at weights summing to 1.25), and the last file that gives a mapping
     may give it empty (`label_groups: {}`) only where no earlier file gives keys; refused otherwise,
-    naming the file and what it leaves out."""
+    naming the file and what it leaves out. `files`: name -> contents, in merge order (_ordered_files)."""
     last: dict[tuple[str, ...], tuple[str, dict]] = {}
-    for path, name in _ordered_files(configfiles, base).items():
-        for keys, mapping in _mapping_paths(load_config_file(path)):
+    for name, contents in files.items():
+        for keys, mapping in _mapping_paths(contents):
             last[keys] = (name, mapping)
     for keys, (name, given) in last.items():
         merged = _lookup(config, keys)
@@ -615,8 +615,8 @@ def generator_config(config: dict) -> dict:
     """What the synthetic_corpus job reads: the generated datasets' GENERATOR_KEYS and file names."""
     return {
         name: {key: ds[key] for key in GENERATOR_KEYS if key in ds} | {"files": list(ds["files"])}
-        for name, ds in config["datasets"].items()
-        if name in synthetic_datasets(config)
+        for name in synthetic_datasets(config)
+        for ds in [config["datasets"][name]]
     }
 
 
