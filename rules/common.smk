@@ -60,13 +60,15 @@ def get_verify_md5(wildcards):
 
 
 def get_source_files(wildcards):
-    """Local copies of a dataset's files, when the config names a source directory; for a generated
-    dataset also the generator's marker (a corpus made before the marker existed is made again)."""
+    """Local copies of a dataset's files, when the config names a source directory."""
     ds = config["datasets"][wildcards.dataset]
     if ds.get("source_dir") is None:
         return []
-    marker = [SYNTHETIC_MARKER] if wildcards.dataset in synthetic_datasets(config) else []
-    return [f"{ds['source_dir']}/{name}" for name in [*ds["files"], *marker]]
+    names = list(ds["files"])
+    if wildcards.dataset in synthetic_datasets(config):
+        # The generator's marker too: a corpus made before the marker existed is made again.
+        names.append(SYNTHETIC_MARKER)
+    return [f"{ds['source_dir']}/{name}" for name in names]
 
 
 def synthetic_files():
