@@ -18,7 +18,7 @@ NAMED_WHEN_NOT_DEFAULT = {"pad_to_multiple_of": None, "torch_compile": None, "ke
 # to all-positive. On for BCE and the combined loss, whose BCE part keeps the negatives' gradient.
 PRIOR_BIAS_INIT_DEFAULT = {"bce": True, "asl": False, "combined": True}
 # The generator writes this file beside each dataset's files it makes (emogrid.synthetic.write_corpus);
-# a dataset read from a folder holding it is synthetic (emogrid.config.synthetic_datasets).
+# emogrid.config.check_config refuses a source_dir holding it outside the run's {results}/synthetic/.
 SYNTHETIC_MARKER = "SYNTHETIC_DATA.txt"
 # The keys each loss type reads (emogrid.losses.build_loss); the config check refuses the others.
 ASL_KEYS = ("gamma_neg", "gamma_pos", "clip", "eps")

@@ -335,7 +335,7 @@ def write_corpus(out_dir: str | Path, config: dict, seed: int = 0, scale: float 
         # One generator per dataset: adding a dataset does not change the others' files.
         rng = random.Random(f"emogrid-synthetic:{seed}:{name}")
         WRITERS[ds_cfg.get("reader", name)](out_dir / name, ds_cfg, config["labels"], rng, scale)
-        # Marks the folder wherever a config points at it later (emogrid.config.synthetic_datasets).
+        # Marks the folder, so a config pointing at it from another run is refused (config.check_config).
         write_file(out_dir / name / SYNTHETIC_MARKER, MARKER_TEXT.format(name=name, seed=seed, scale=scale))
         written += [out_dir / name / filename for filename in [*ds_cfg["files"], SYNTHETIC_MARKER]]
     return written
