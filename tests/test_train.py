@@ -704,3 +704,34 @@ def test_training_selects_no_model_by_its_validation_scores(make_cell, tmp_path)
 
     source = Path(emogrid.train.__file__).read_text(encoding="utf-8")
     assert "EarlyStoppingCallback" not in source and "load_best_model_at_end" not in source
+
+
+def test_a_max_length_past_the_encoders_positions_stops_the_cell_before_training(make_cell, tmp_path):
+    """An encoder with absolute positions (BERT, MiniLM) and a model.max_length longer than its position
+    table: the cell stops with the key and the limit, instead of an index error inside the forward pass."""
+    import shutil
+
+    from transformers import BertConfig, BertModel
+
+    cell = make_cell()
+    model_dir = tmp_path / "bert"
+    BertModel(
+        BertConfig(
+            vocab_size=1000,
+            hidden_size=16,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=32,
+            max_position_embeddings=cell["model"]["max_length"] - 8,
+        ),
+        add_pooling_layer=False,
+    ).save_pretrained(model_dir)
+    tokenizer_dir = Path(cell["model"]["path"])
+    for name in tokenizer_dir.iterdir():
+        if name.name != "config.json" and not name.name.endswith(".safetensors"):
+            shutil.copy(name, model_dir / name.name)
+    cell["model"]["path"] = str(model_dir)
+    refused = r"model\.max_length: 32 is more tokens than .*bert has positions for \(24"
+    with pytest.raises(ValueError, match=refused):
+        build_trainer(cell)
+    assert not (tmp_path / "cell").exists()

@@ -75,6 +75,38 @@ def drop_unused_pooler(encoder) -> None:
         encoder.pooler = None
 
 
+# Model types whose position ids start after the padding id (RoBERTa's scheme): their
+# max_position_embeddings counts pad_token_id + 1 positions no token can use.
+POSITIONS_AFTER_PADDING = frozenset({"roberta", "xlm-roberta", "camembert", "longformer", "data2vec-text"})
+
+
+def position_limit(config) -> int | None:
+    """The most tokens one input can have for this encoder, or None when nothing limits it.
+
+    Absolute position embeddings (BERT, MiniLM, RoBERTa, DeBERTa-v2 with position_biased_input) have one
+    row per position, and a longer input fails deep inside the forward pass ("index out of range").
+    DeBERTa-v3 adds no absolute positions (position_biased_input false, relative attention only).
+    """
+    if getattr(config, "relative_attention", False) and not getattr(config, "position_biased_input", True):
+        return None
+    limit = getattr(config, "max_position_embeddings", None)
+    if limit is None:
+        return None
+    if getattr(config, "model_type", None) in POSITIONS_AFTER_PADDING:
+        limit -= (getattr(config, "pad_token_id", None) or 0) + 1
+    return int(limit)
+
+
+def check_max_length(config, max_length: int, path: str) -> None:
+    """Refuse a model.max_length the encoder has no positions for, before any training step."""
+    limit = position_limit(config)
+    if limit is not None and max_length > limit:
+        raise ValueError(
+            f"model.max_length: {max_length} is more tokens than {path} has positions for ({limit}, from "
+            f"max_position_embeddings in its config); set model.max_length to {limit} or less"
+        )
+
+
 def load_classifier(
     path: str,
     num_labels: int,

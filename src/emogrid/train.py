@@ -54,7 +54,7 @@ from emogrid.hub import SOURCE_FILE
 from emogrid.imbalance import label_frequencies, positive_weights, sampling_weights
 from emogrid.io import file_hash, read_json, readable_as_umask_allows, write_json, write_parquet
 from emogrid.losses import build_loss
-from emogrid.modeling import load_classifier
+from emogrid.modeling import check_max_length, load_classifier
 from emogrid.preemption import Preempted, StopOnSignal
 from emogrid.provenance import code_mismatch_message, image_info, package_versions, scrub, source_state
 from emogrid.settings import loss_settings
@@ -490,6 +490,7 @@ def build_trainer(cell: dict, callbacks: list | None = None) -> tuple[EmotionTra
         attention=cell["model"].get("attention", "transformers"),
     )
     max_length = cell["model"]["max_length"]
+    check_max_length(model.encoder.config, max_length, cell["model"]["path"])
     train = EncodedExamples(load_frames(cell["train_files"], tokenizer, max_length))
     train.label_mask = training_label_mask(train.label_mask, cell["coverage_masking"])
     # The imbalance strategy sees the training rows only: validation and test are loaded separately.
