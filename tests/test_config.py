@@ -14,6 +14,7 @@ from emogrid.config import (
     cell_config,
     check_config,
     check_config_files,
+    check_key_names,
     check_whole_numbers,
     config_problem,
     grid_cells,
@@ -644,6 +645,35 @@ def test_a_key_given_twice_in_a_config_file_names_the_file_the_lines_and_the_key
         check_config_files([str(REPO_ROOT / "config/config.yaml"), str(overlay)])
     assert caught.value.key == key
     assert f"given twice in {overlay} (lines {lines[0]} and {lines[1]})" in caught.value.problem
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "kind"),
+    [
+        ("mixes:\n  2018: {goemotions: 1.0}\n", "mixes.2018", "a number"),
+        ("losses:\n  bce: {type: bce}\n  on: {type: bce}\n", "losses.on", "true or false"),
+        ("datasets:\n  goemotions:\n    1.5: x\n", "datasets.goemotions.1.5", "a number"),
+    ],
+)
+def test_a_key_yaml_reads_as_no_name_names_the_file_and_line(tmp_path, config, text, key, kind):
+    """YAML 1.1 reads `2018:` as a number and `on:` as true: a mix so named used to fail building the
+    DAG with "expected str instance, int found", naming nothing."""
+    overlay = tmp_path / "overlay.yaml"
+    overlay.write_text(text)
+    line = text.count("\n", 0, text.index(key.split(".")[-1] + ":")) + 1
+    with pytest.raises(ConfigError) as caught:
+        check_config_files([str(REPO_ROOT / "config/config.yaml"), str(overlay)])
+    assert caught.value.key == key
+    assert caught.value.problem.startswith(f"{overlay} line {line}: YAML reads the key")
+    assert f"as {kind}, not as a name: quote it" in caught.value.problem
+    overlay.write_text(text.replace(key.split(".")[-1] + ":", f'"{key.split(".")[-1]}":'))
+    check_config_files([str(overlay)])
+    # A key that comes from no file (Snakemake's --config) is caught in the merged config.
+    config["mixes"][2018] = {"goemotions": 1.0}
+    with pytest.raises(ConfigError) as caught:
+        check_key_names(config)
+    assert caught.value.key == "mixes.2018"
+    assert 'the key 2018 is not text (int), so not a name: quote it ("2018")' in caught.value.problem
 
 
 def test_shipped_config_files_have_no_key_twice_and_anchors_json_and_repeated_files_pass(tmp_path):

@@ -400,3 +400,34 @@ def test_single_label_datasets_get_intervals_for_their_argmax_scores(tmp_path):
     older, _ = grid_statistics([(cells[0][0], tmp_path / "older.json"), cells[1]], LABELS, None, SETTINGS)
     assert (older.loc[older["threshold"] == "argmax", "seeds"] == 1).all()
     assert (older.loc[older["threshold"] == "tuned", "seeds"] == 2).all()
+
+
+def test_names_that_look_like_numbers_survive_the_statistics_csvs(tmp_path):
+    """Mixes named "0718" and "2019" (the schema allows [A-Za-z0-9_]+): the tables read the bootstrap
+    job's CSVs back with the names as written, so every interval and seed std finds its cell."""
+    from emogrid.report import paired_seed_std, read_statistics_csv, write_score_tables
+
+    cells = []
+    for mix, quality in (("0718", 0.45), ("2019", 0.15)):
+        for seed in (1, 2):
+            folder = tmp_path / mix / f"seed{seed}"
+            io.write_parquet(folder / "predictions.parquet", predictions(quality, seed=seed))
+            cell = {"mix": mix, "loss": "bce", "imbalance": "none", "seed": seed}
+            evaluate_file(folder / "predictions.parquet", folder / "eval_report.json", LABELS, GRID, cell)
+            cells.append((folder / "predictions.parquet", folder / "eval_report.json"))
+    intervals, paired = grid_statistics(cells, LABELS, {}, SETTINGS)
+    (tmp_path / "intervals.csv").write_text(intervals.to_csv(index=False))
+    (tmp_path / "paired.csv").write_text(paired.to_csv(index=False))
+    reports = collect_reports([report for _, report in cells])
+    # Read back without the name types, the mixes come back as numbers: "0718" is 718 and finds no cell.
+    as_numbers = pd.read_csv(tmp_path / "paired.csv")
+    assert paired_seed_std(as_numbers, reports)["seed_std_a"].isna().all()
+    read_back = read_statistics_csv(tmp_path / "paired.csv")
+    assert read_back["a"].tolist() == paired["a"].tolist() == ["0718"]
+    assert paired_seed_std(read_back, reports)[["seed_std_a", "seed_std_b"]].notna().all(axis=None)
+    prefixes = {key: tmp_path / "tables" / key for key in ("tuned", "0.5", "micro", "single")}
+    write_score_tables(reports, read_statistics_csv(tmp_path / "intervals.csv"), prefixes, 0.95, None)
+    table = pd.read_csv(prefixes["tuned"].with_suffix(".csv"), dtype={"mix": str})
+    assert sorted(table["mix"]) == ["0718", "2019"] and table["ci_low"].notna().all()
+    with pytest.raises(ValueError):
+        write_score_tables(reports, pd.read_csv(tmp_path / "intervals.csv"), prefixes, 0.95, None)

@@ -1,15 +1,13 @@
 import sys
 from pathlib import Path
 
-import pandas as pd
-
-from emogrid.report import collect_reports, write_score_tables
+from emogrid.report import collect_reports, read_statistics_csv, write_score_tables
 
 sys.stderr = open(snakemake.log[0], "w")
 
 write_score_tables(
     collect_reports(snakemake.input.reports),
-    pd.read_csv(snakemake.input.intervals, keep_default_na=False, na_values=[""]),
+    read_statistics_csv(snakemake.input.intervals),
     {
         key: Path(snakemake.output[name]).with_suffix("")
         for key, name in (("tuned", "csv"), ("0.5", "at_half"), ("micro", "micro"), ("single", "single"))

@@ -1,20 +1,17 @@
 import sys
 from pathlib import Path
 
-import pandas as pd
-
 from emogrid.report import (
     clustered_datasets,
     collect_reports,
     plot_paired_differences,
+    read_statistics_csv,
     write_paired_tables,
 )
 
 sys.stderr = open(snakemake.log[0], "w")
 
-# Names as written ("2018" stays a name, not a number).
-names = {"dataset": str, "a": str, "b": str, "within": str}
-paired = pd.read_csv(snakemake.input.paired, keep_default_na=False, na_values=[""], dtype=names)
+paired = read_statistics_csv(snakemake.input.paired)
 settings = snakemake.params.settings
 write_paired_tables(
     paired,

@@ -126,6 +126,7 @@ def check_workflow_config(
 
     try:
         check_config_files(configfiles)
+        check_key_names(config)
         files = {name: load_config_file(path) for path, name in _ordered_files(configfiles, base).items()}
         check_whole_mappings(config, files)
         check_loss_keys(config, files)
@@ -242,6 +243,24 @@ def _lookup(value, path: Sequence[str]):
     return value
 
 
+def check_key_names(value, path: tuple[str, ...] = ()) -> None:
+    """Every mapping key of the merged config is text. A config file's keys are checked with their line
+    by check_config_files; this catches the rest (`--config "mixes={2018: {goemotions: 1}}"`), which
+    would otherwise fail building the DAG, or name a cell 2018 in one file and "2018" in another."""
+    if isinstance(value, dict):
+        for name, item in value.items():
+            if not isinstance(name, str):
+                raise ConfigError(
+                    ".".join((*path, str(name))),
+                    f"the key {name!r} is not text ({type(name).__name__}), so not a name: quote it "
+                    f'("{name}")',
+                )
+            check_key_names(item, (*path, name))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            check_key_names(item, (*path[:-1], f"{path[-1]}[{index}]") if path else (f"[{index}]",))
+
+
 def _mapping_paths(value, path: tuple[str, ...] = ()):
     """(path, mapping) of every mapping in one config file, below the top level."""
     if isinstance(value, dict):
@@ -306,6 +325,18 @@ def check_whole_mappings(config: dict, files: Mapping[str, dict]) -> None:
             )
 
 
+# YAML's tags for a plain key that is not text (`2018:`, `yes:`, `null:`), and the merge key `<<:`.
+_YAML_TAG = "tag:yaml.org,2002:"
+_MERGE_TAG = _YAML_TAG + "merge"
+_KEY_KINDS = {
+    "int": "a number",
+    "float": "a number",
+    "bool": "true or false",
+    "null": "null",
+    "timestamp": "a date",
+}
+
+
 def _check_unique_keys(node, key: str, filename: str) -> None:
     import yaml
 
@@ -315,6 +346,13 @@ def _check_unique_keys(node, key: str, filename: str) -> None:
             dotted = f"{key}.{name.value}" if key else str(name.value)
             if isinstance(name, yaml.ScalarNode):
                 line = name.start_mark.line + 1
+                if name.tag not in (_YAML_TAG + "str", _MERGE_TAG):
+                    kind = _KEY_KINDS.get(name.tag.removeprefix(_YAML_TAG), name.tag)
+                    raise ConfigError(
+                        dotted,
+                        f"{filename} line {line}: YAML reads the key {name.value} as {kind}, not as a "
+                        f'name: quote it ("{name.value}")',
+                    )
                 if (name.tag, name.value) in lines:
                     raise ConfigError(
                         dotted,

@@ -512,6 +512,16 @@ def format_p(p: float) -> str:
     return "<0.001" if p < 0.001 else f"{p:.3f}"
 
 
+# Columns of the statistics CSVs (significance's interval and paired tables) that hold names.
+NAME_COLUMNS = (*CELL_COLUMNS, "dataset", "level", "threshold", "metric", "compared", "a", "b", "within")
+
+
+def read_statistics_csv(path: str | Path) -> pd.DataFrame:
+    """One of significance's CSVs (intervals, paired comparisons), its names as written: a mix named
+    "2018" stays the name "2018", not the number no eval report row would match."""
+    return pd.read_csv(path, keep_default_na=False, na_values=[""], dtype=dict.fromkeys(NAME_COLUMNS, str))
+
+
 def paired_seed_std(paired: pd.DataFrame, reports: pd.DataFrame) -> pd.DataFrame:
     """`paired` with the std over seeds of each compared cell's test macro-F1 at tuned thresholds (the
     labels level, as the comparisons; `collect_reports` rows): `seed_std_a`, `seed_std_b`, NaN with one
