@@ -812,3 +812,29 @@ def test_an_overlay_turns_a_default_cluster_pattern_off_with_null(config):
     check_config(config)
     config["evaluation"]["statistics"]["clusters"]["meld"] = ""
     assert "clusters" in schema_error(config)
+
+
+@pytest.mark.parametrize("overlays", [(), ("config/demo.yaml",), ("config/minilm_cpu.yaml",)])
+def test_the_recorded_config_given_back_plans_the_same_cells(tmp_path, capsys, overlays):
+    """config.resolved.yaml as the only overlay passes every check and gives every cell the settings it
+    had. The schema fills all loss keys into every loss; the record keeps those its type reads."""
+    from snakemake.utils import update_config
+
+    from emogrid.config import check_workflow_config
+    from emogrid.settings import LOSS_KEYS
+
+    original = load_config(*overlays)
+    recorded = recorded_config(original)
+    for loss in recorded["losses"].values():
+        assert set(loss) == set(LOSS_KEYS[loss["type"]])
+    resolved = tmp_path / "config.resolved.yaml"
+    resolved.write_text(yaml.safe_dump(recorded, sort_keys=False))
+    assert main(["--workflow", str(REPO_ROOT), str(resolved)]) == 0, capsys.readouterr().err
+    base = str(REPO_ROOT / "config/config.yaml")
+    again = yaml.safe_load(open(base))
+    update_config(again, yaml.safe_load(resolved.read_text()))
+    check_workflow_config(again, [base, str(resolved)], SCHEMA)
+    assert grid_cells(again) == grid_cells(original)
+    for cell in grid_cells(original):
+        args = (cell["mix"], cell["loss"], cell["imbalance"], cell["seed"], "results", "model")
+        assert cell_config(again, *args) == cell_config(original, *args)

@@ -620,8 +620,14 @@ def recorded_config(config: dict) -> dict:
     """The config as {results}/config.resolved.yaml records it: all of it but the scheduler-only
     training settings (SCHEDULER_ONLY), which change where and how fast a cell runs, not its settings,
     and like the cells should rewrite nothing when raised; and the NAMED_WHEN_NOT_DEFAULT training
-    settings left at their defaults."""
-    return {**config, "training": training_settings(config)}
+    settings left at their defaults. Each loss keeps the keys its type reads (LOSS_KEYS): the schema
+    fills every loss key's default into every loss, and a bce loss recorded with gamma_neg would both
+    mislead a reader and be refused when the file is given back as a config."""
+    losses = {
+        name: {key: value for key, value in loss.items() if key in LOSS_KEYS[loss["type"]]}
+        for name, loss in config["losses"].items()
+    }
+    return {**config, "losses": losses, "training": training_settings(config)}
 
 
 def training_settings(config: dict) -> dict:
