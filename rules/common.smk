@@ -20,7 +20,12 @@ from emogrid.config import (
 
 SCHEMA = "../schemas/config.schema.yaml"
 
-check_workflow_config(config, workflow.configfiles, workflow.source_path(SCHEMA))
+check_workflow_config(
+    config,
+    workflow.configfiles,
+    workflow.source_path(SCHEMA),
+    overrides=workflow.config_settings.config,
+)
 
 RESULTS = config["results"]
 SPLITS = ["train", "validation", "test"]

@@ -838,3 +838,87 @@ def test_the_recorded_config_given_back_plans_the_same_cells(tmp_path, capsys, o
     for cell in grid_cells(original):
         args = (cell["mix"], cell["loss"], cell["imbalance"], cell["seed"], "results", "model")
         assert cell_config(again, *args) == cell_config(original, *args)
+
+
+def test_config_yaml_given_after_an_overlay_is_refused(tmp_path, capsys, monkeypatch):
+    """`--configfile my.yaml config/config.yaml`: Snakemake merges config/config.yaml first (the Snakefile's
+    configfile:), then my.yaml, then config/config.yaml again, whose values then win: my.yaml's
+    results, grid and seeds were silently lost."""
+    from emogrid.config import check_base_first
+
+    monkeypatch.chdir(REPO_ROOT)
+    mine = tmp_path / "my.yaml"
+    mine.write_text("seeds: [7]\n")
+    assert main([str(mine), "config/config.yaml"]) == 1
+    error = capsys.readouterr().err
+    assert f"config/config.yaml is given after {mine}" in error and "give it first" in error
+    assert main(["config/config.yaml", str(mine)]) == 0
+    assert main([str(mine)]) == 0
+    # In workflow.configfiles' order: the --configfile files as given, then the Snakefile's.
+    check_base_first(["config/config.yaml", str(mine), "config/config.yaml"])
+    check_base_first([str(mine), "config/config.yaml"])
+    with pytest.raises(ConfigError):
+        check_base_first([str(mine), str(REPO_ROOT / "config/config.yaml"), "config/config.yaml"])
+
+
+def _checked(config, overrides=None, configfiles=None, base=str(REPO_ROOT / "config/config.yaml")):
+    from emogrid.config import check_workflow_config
+
+    files = configfiles or [str(REPO_ROOT / "config/demo.yaml"), base]
+    with pytest.raises(ConfigError) as caught:
+        check_workflow_config(config, files, SCHEMA, base, overrides)
+    return caught.value
+
+
+def test_values_from_the_command_line_are_named_as_such_and_checked_like_files():
+    """Snakemake's --config passes values below the top level on as text ('0', 'null'): the error says
+    the value came from --config and why it is text, not which files it might be in."""
+    from snakemake.utils import update_config
+
+    def merged(overrides):
+        config = yaml.safe_load((REPO_ROOT / "config/config.yaml").read_text())
+        update_config(config, yaml.safe_load((REPO_ROOT / "config/demo.yaml").read_text()))
+        update_config(config, copy.deepcopy(overrides))
+        return config
+
+    given = {"training": {"learning_rate": "0"}}
+    error = _checked(merged(given), given)
+    assert error.key == "training.learning_rate"
+    assert "(given with --config, which passes values below the top level on as text" in error.problem
+    assert error.problem.endswith("[given with --config]") and "config files" not in error.problem
+    # The same bad value from a file names the files and gets no --config hint.
+    error = _checked(merged(given), {"seeds": [1]})
+    assert "given with --config" not in error.problem and "demo.yaml; --config seeds]" in error.problem
+    # Merged key by key like a file's, so an empty mapping on the command line is refused too.
+    given = {"label_groups": {}}
+    error = _checked(merged(given), given)
+    assert error.key == "label_groups" and error.problem.startswith("--config gives it empty ({})")
+    given = {"mixes": {"all4": {"goemotions": "1"}}}
+    error = _checked(merged(given), given)
+    assert error.key == "mixes.all4" and "--config gives it without semeval2018_ec" in error.problem
+    # A setting at the wrong level says where it belongs.
+    given = {"learning_rate": 0.1}
+    error = _checked(merged(given), given)
+    assert error.problem.startswith("not a known key; it is a key of training")
+
+
+def test_without_the_workflows_config_yaml_the_error_says_it_was_not_merged(tmp_path, monkeypatch):
+    """`snakemake -d elsewhere --configfile overlay.yaml`: the Snakefile's configfile: is relative to the
+    working directory, so nothing is merged under the overlay and the error would only say
+    "'labels' is a required property"."""
+    monkeypatch.chdir(tmp_path)
+    demo = str(REPO_ROOT / "config/demo.yaml")
+    error = _checked(yaml.safe_load(open(demo)), configfiles=[demo], base="config/config.yaml")
+    assert "'labels' is a required property" in error.problem
+    assert f"note: config/config.yaml is not in the working directory ({tmp_path})" in error.problem
+
+
+def test_the_workflow_passes_its_command_line_config_to_the_checks(tmp_path):
+    """The Snakefile hands Snakemake's --config values to the checks (workflow.config_settings.config)."""
+    from conftest import run_snakemake
+
+    result = run_snakemake(tmp_path, "-n", "--config", "training={learning_rate: 0}", check=False)
+    assert result.returncode != 0
+    assert "config key 'training.learning_rate': '0' is not of type 'number' (given with --config" in (
+        result.stdout + result.stderr
+    )

@@ -27,19 +27,33 @@ SPLITS = ("train", "validation", "test")
 _YAML_FLOAT_AS_STRING = re.compile(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+")
 
 
-def config_problem(error: Exception, configfiles: Sequence[str] = ()) -> ConfigError:
+# Said of a value that Snakemake's --config passed on as text: it reads only top-level values as
+# numbers, booleans or null (`--config training='{learning_rate: 0}'` gives the string '0').
+_FROM_COMMAND_LINE = (
+    " (given with --config, which passes values below the top level on as text, null included: "
+    "give them in a YAML overlay file)"
+)
+
+
+def config_problem(
+    error: Exception, configfiles: Sequence[str] = (), overrides: Mapping | None = None
+) -> ConfigError:
     """One readable line for a config that failed `snakemake.utils.validate` or `check_config`: the
-    dotted key, the reason, a hint where one helps, and the config files the value may come from.
+    dotted key, the reason, a hint where one helps, and where the value may come from: the config files,
+    or the command line when `overrides` (Snakemake's --config values) gives the key.
     (Snakemake's own message for a schema failure prints the whole schema and the whole config: 1,700
     lines for a misspelled key.)"""
     if isinstance(error, ConfigError):
-        return ConfigError(error.key, error.problem + _files_note(configfiles))
+        named = "--config" in error.problem and _given_in(overrides, error.key)
+        return ConfigError(
+            error.key, error.problem + ("" if named else _source_note(error.key, configfiles, overrides))
+        )
     # Snakemake raises its WorkflowError while handling jsonschema's ValidationError (and flattens its
     # arguments into one string): the validation error is the context.
     candidates = [error.__cause__, error.__context__]
     found = next((c for c in candidates if hasattr(c, "absolute_path") and hasattr(c, "message")), None)
     if found is None:
-        return ConfigError("(config)", str(error) + _files_note(configfiles))
+        return ConfigError("(config)", str(error) + _files_note(configfiles, overrides))
     path = [f"[{part}]" if isinstance(part, int) else f".{part}" for part in found.absolute_path]
     problem = found.message
     if found.validator == "additionalProperties" and isinstance(found.instance, dict):
@@ -49,9 +63,17 @@ def config_problem(error: Exception, configfiles: Sequence[str] = ()) -> ConfigE
             path.append(f".{unexpected[0]}")
             problem = "not a known key"
             close = difflib.get_close_matches(str(unexpected[0]), allowed, n=1)
+            nested = _nested_key(found.schema, str(unexpected[0]))
             if close:
                 problem += f"; did you mean {close[0]!r}?"
-    elif (
+            elif nested:
+                problem += f"; it is a key of {nested}"
+    key = "".join(path).lstrip(".") or "(top level)"
+    if _given_in(overrides, key):
+        if found.validator == "type" and isinstance(found.instance, str):
+            problem += _FROM_COMMAND_LINE
+        return ConfigError(key, problem + " [given with --config]")
+    if (
         found.validator == "type"
         and isinstance(found.instance, str)
         and _YAML_FLOAT_AS_STRING.fullmatch(found.instance)
@@ -64,17 +86,54 @@ def config_problem(error: Exception, configfiles: Sequence[str] = ()) -> ConfigE
             + (exponent if exponent[0] in "+-" else f"+{exponent}")
         )
         problem += f" (YAML reads {found.instance} as a string: write {written})"
-    return ConfigError("".join(path).lstrip(".") or "(top level)", problem + _files_note(configfiles))
+    return ConfigError(key, problem + _files_note(configfiles, overrides))
 
 
-def _files_note(configfiles: Sequence[str]) -> str:
-    if not configfiles:
+def _nested_key(schema: Mapping, name: str, prefix: str = "") -> str | None:
+    """The first mapping below `schema` whose properties name `name`, dotted ("training"): for a
+    setting given at the wrong level (`learning_rate` at the top)."""
+    below = dict(schema.get("properties") or {})
+    if isinstance(schema.get("additionalProperties"), Mapping):
+        below["<name>"] = schema["additionalProperties"]  # losses.<name>, mixes.<name>, ...
+    for key, sub in below.items():
+        if not isinstance(sub, Mapping):
+            continue
+        dotted = f"{prefix}.{key}" if prefix else key
+        if name in (sub.get("properties") or {}):
+            return dotted
+        found = _nested_key(sub, name, dotted)
+        if found:
+            return found
+    return None
+
+
+def _given_in(overrides: Mapping | None, key: str) -> bool:
+    """Whether Snakemake's --config values (`overrides`) give the dotted `key` ("training.lr",
+    "seeds[0]"): then the value in the merged config is the command line's."""
+    node = overrides
+    for part in re.findall(r"[^.\[\]]+|\[\d+\]", key):
+        if part.startswith("[") and isinstance(node, list) and int(part[1:-1]) < len(node):
+            node = node[int(part[1:-1])]
+        elif isinstance(node, Mapping) and part in node:
+            node = node[part]
+        else:
+            return False
+    return bool(overrides)
+
+
+def _source_note(key: str, configfiles: Sequence[str], overrides: Mapping | None) -> str:
+    if _given_in(overrides, key):
+        return " [given with --config]"
+    return _files_note(configfiles, overrides)
+
+
+def _files_note(configfiles: Sequence[str], overrides: Mapping | None = None) -> str:
+    if not configfiles and not overrides:
         return ""
-    # The Snakefile's own configfile: and the same file given on the command line: named once.
-    files: dict[str, str] = {}
-    for name in configfiles:
-        files.setdefault(os.path.realpath(name), str(name))
-    return f" [config files: {', '.join(files.values())}]"
+    # In merge order; the Snakefile's own configfile: and the same file given on the command line: once.
+    files = _ordered_files(configfiles, BASE_CONFIG)
+    command_line = f"; --config {', '.join(map(str, overrides))}" if overrides else ""
+    return f" [config files: {', '.join(files.values())}{command_line}]"
 
 
 def _check_fusable(folder: str) -> None:
@@ -114,20 +173,29 @@ BASE_CONFIG = "config/config.yaml"
 
 
 def check_workflow_config(
-    config: dict, configfiles: Sequence[str], schema_file: str, base: str = BASE_CONFIG
+    config: dict,
+    configfiles: Sequence[str],
+    schema_file: str,
+    base: str = BASE_CONFIG,
+    overrides: Mapping | None = None,
 ) -> None:
     """Every check the workflow makes on its merged config before any job, in order, with the schema's
     defaults filled in and `resolve_config` applied (in place). Any failure is one `ConfigError` naming
-    the key and the config files. The workflow (rules/common.smk) and `python -m emogrid.config` both
-    run this; `base` is the file merged first (the Snakefile's `configfile:`)."""
+    the key and where it came from: the config files, or `overrides` (the --config values, merged
+    last). The workflow (rules/common.smk) and `python -m emogrid.config` both run this; `base` is the
+    file merged first (the Snakefile's `configfile:`), and `configfiles` lists it last, as Snakemake's
+    workflow.configfiles does."""
     # Imported here: what the workflow imports from emogrid when it parses stays standard-library only.
     from snakemake.exceptions import WorkflowError
     from snakemake.utils import validate
 
     try:
+        check_base_first(configfiles, base)
         check_config_files(configfiles)
         check_key_names(config)
         files = {name: load_config_file(path) for path, name in _ordered_files(configfiles, base).items()}
+        if overrides:
+            files["--config"] = dict(overrides)
         check_whole_mappings(config, files)
         check_loss_keys(config, files)
         validate(config, schema=schema_file)
@@ -135,7 +203,41 @@ def check_workflow_config(
         resolve_config(config)
         check_config(config)
     except (WorkflowError, ConfigError) as error:
-        raise config_problem(error, configfiles) from None
+        problem = config_problem(error, configfiles, overrides)
+        missing_base = not any(_same_file(name, base) for name in configfiles)
+        if missing_base and problem.key == "(top level)" and "required property" in problem.problem:
+            problem = ConfigError(
+                problem.key,
+                f"{problem.problem}; note: {base} is not in the working directory ({os.getcwd()}), so "
+                "nothing was merged under the given files: run from the workflow's folder, or give its "
+                "config/config.yaml as the first --configfile",
+            )
+        raise problem from None
+
+
+def _same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    return os.path.realpath(a) == os.path.realpath(b)
+
+
+def check_base_first(configfiles: Sequence[str], base: str = BASE_CONFIG) -> None:
+    """`--configfile my.yaml config/config.yaml` merges config/config.yaml (the Snakefile's configfile:)
+    first, then my.yaml, then config/config.yaml again: its values win over everything my.yaml sets,
+    and the run silently ignores it. `configfiles` in workflow.configfiles' order: the --configfile
+    files as given, then the Snakefile's."""
+    given = list(configfiles)
+    if given and _same_file(given[-1], base):
+        given.pop()  # the Snakefile's configfile:, merged first
+    first_other = None
+    for name in given:
+        if not _same_file(name, base):
+            first_other = first_other or name
+        elif first_other is not None:
+            raise ConfigError(
+                "(config files)",
+                f"{name} is given after {first_other}: the workflow merges it first anyway, and given "
+                f"again it is merged again, over {first_other}, whose settings would be lost. Leave "
+                f"{base} out of --configfile, or give it first",
+            )
 
 
 def load_config_file(path: str) -> dict:
@@ -193,7 +295,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for path in files:
             update_config(config, load_config_file(path))
         schema = os.path.join(args.workflow, "schemas", "config.schema.yaml")
-        check_workflow_config(config, files, schema, base)
+        # In workflow.configfiles' order: the --configfile files, then the Snakefile's configfile:.
+        check_workflow_config(config, [*args.configfiles, base], schema, base)
     except (OSError, ConfigError, ConfigFileError) as error:
         print(f"emogrid.config: {error}", file=sys.stderr)
         return 1
