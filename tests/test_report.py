@@ -231,6 +231,12 @@ def test_tables_of_synthetic_data_say_so_in_every_file(long_df, tmp_path):
     assert (csv[SYNTHETIC_COLUMN] == (csv["dataset"] == "meld")).all() and csv[SYNTHETIC_COLUMN].any()
     for kind in ("md", "html"):
         assert "SYNTHETIC DATA: meld is the generated demo corpus" in paths[kind].read_text()
+    # The label opens the note, before any warning (README: "the note opens with SYNTHETIC DATA").
+    warned = write_tables(
+        summarize_metric(long_df), tmp_path / "warned", synthetic=["meld"], warning="Collapsed: x. "
+    )
+    text = warned["md"].read_text()
+    assert text.index("SYNTHETIC DATA: meld") < text.index("Collapsed: x.")
     plain = write_tables(summarize_metric(long_df), tmp_path / "real")
     assert all("SYNTHETIC" not in plain[kind].read_text() for kind in ("md", "html"))
 

@@ -338,14 +338,14 @@ def write_tables(
     "mean ± std (n=k) [low, high]" display table in <prefix>.md and <prefix>.html. `synthetic`: the
     datasets read from the demo corpus, marked in the csv and named first in the note. `thresholds`:
     how the scores were thresholded, as the note says it. `warning` (constant_prediction_warning) opens
-    the note. `covered` (covered_label_counts): how many labels each column averages over."""
+    the note, after the SYNTHETIC DATA label where there is one. `covered` (covered_label_counts): how many labels each column averages over."""
     _check_summary(summary)
     display = _display_table(summary).reset_index()
     paths = _output_paths(out_prefix)
     has_intervals = set(INTERVAL_COLUMNS) <= set(summary.columns)
     numbers = summary[SUMMARY_COLUMNS + (INTERVAL_COLUMNS if has_intervals else [])]
     _write_csv(paths["csv"], _with_synthetic_column(numbers, synthetic))
-    note = warning + synthetic_warning(synthetic)
+    note = synthetic_warning(synthetic) + warning
     note += f"Mean ± std over n seeds (ddof=1; n/a with one seed); {thresholds}."
     note += _covered_text(summary, covered)
     if has_intervals:

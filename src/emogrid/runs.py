@@ -89,8 +89,9 @@ def write_runs_overview(
         "gradient norm that stayed tiny), the container image it ran in, the package versions it ran "
         "with, the git commit of its code and that code's sha256."
     )
-    note = synthetic_warning(synthetic) + note
     warning = code_warning(table)
     if warning:
         note = f"{warning} {note}"
+    # SYNTHETIC DATA opens every note that has it (README), before any warning.
+    note = synthetic_warning(synthetic) + note
     io.write_text(out_path, to_html_document("Runs", [("Runs", note, table)]))
