@@ -66,6 +66,8 @@ rule paired_tables:
     params:
         settings=config["evaluation"]["statistics"],
         synthetic=synthetic_datasets(config),
+        # Trained by epochs: mixes of different sizes also train for different numbers of steps.
+        steps_follow_epochs=config["training"]["max_steps"] <= 0,
     script:
         "../workflow_scripts/paired_tables.py"
 

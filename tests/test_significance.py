@@ -431,3 +431,19 @@ def test_names_that_look_like_numbers_survive_the_statistics_csvs(tmp_path):
     assert sorted(table["mix"]) == ["0718", "2019"] and table["ci_low"].notna().all()
     with pytest.raises(ValueError):
         write_score_tables(reports, pd.read_csv(tmp_path / "intervals.csv"), prefixes, 0.95, None)
+
+
+def test_the_paired_note_says_what_its_intervals_and_mix_rows_do_not_cover(grid, tmp_path):
+    """Intervals per comparison, not Holm-adjusted; and trained by epochs, mix rows also differ in steps."""
+    by_epochs = write_paired_tables(
+        grid["paired"], tmp_path / "e", 0.95, "normal", 0.05, steps_follow_epochs=True
+    )
+    by_steps = write_paired_tables(grid["paired"], tmp_path / "s", 0.95, "normal", 0.05)
+    assert (grid["paired"]["compared"] == "mix").any()
+    for paths in (by_epochs, by_steps):
+        assert "The intervals are per comparison, not adjusted" in paths["md"].read_text()
+    assert "Mix rows compare training lengths too" in by_epochs["md"].read_text()
+    assert "Mix rows compare" not in by_steps["md"].read_text()
+    losses_only = grid["paired"][grid["paired"]["compared"] == "loss"]
+    only = write_paired_tables(losses_only, tmp_path / "l", 0.95, "normal", 0.05, steps_follow_epochs=True)
+    assert "Mix rows compare" not in only["md"].read_text()

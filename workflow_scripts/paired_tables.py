@@ -22,5 +22,6 @@ write_paired_tables(
     synthetic=snakemake.params.synthetic,
     clustered=clustered_datasets(settings.get("clusters")),
     reports=collect_reports(snakemake.input.reports),
+    steps_follow_epochs=snakemake.params.steps_follow_epochs,
 )
 plot_paired_differences(paired, snakemake.output.plot, synthetic=snakemake.params.synthetic)

@@ -338,7 +338,8 @@ def write_tables(
     "mean ± std (n=k) [low, high]" display table in <prefix>.md and <prefix>.html. `synthetic`: the
     datasets read from the demo corpus, marked in the csv and named first in the note. `thresholds`:
     how the scores were thresholded, as the note says it. `warning` (constant_prediction_warning) opens
-    the note, after the SYNTHETIC DATA label where there is one. `covered` (covered_label_counts): how many labels each column averages over."""
+    the note, after the SYNTHETIC DATA label where there is one. `covered` (covered_label_counts): how
+    many labels each column averages over."""
     _check_summary(summary)
     display = _display_table(summary).reset_index()
     paths = _output_paths(out_prefix)
@@ -600,10 +601,13 @@ def write_paired_tables(
     synthetic: Sequence[str] = (),
     clustered: Sequence[str] = (),
     reports: pd.DataFrame | None = None,
+    steps_follow_epochs: bool = False,
 ) -> dict[str, Path]:
     """<prefix>.csv (the numbers, with SYNTHETIC_COLUMN), <prefix>.md and <prefix>.html (the display
     table, its note naming the `synthetic` datasets first and the `clustered` ones). With the eval
-    reports (`collect_reports`), each row also gets its two cells' seed std (`paired_seed_std`)."""
+    reports (`collect_reports`), each row also gets its two cells' seed std (`paired_seed_std`).
+    `steps_follow_epochs` (training by epochs, no max_steps): the note says that mix rows also compare
+    training lengths."""
     if reports is not None:
         paired = paired_seed_std(paired, reports)
     paths = _output_paths(out_prefix)
@@ -619,8 +623,16 @@ def write_paired_tables(
             f"a − b on the same bootstrap resamples of the test examples{_clusters_text(clustered)}; "
             f"{confidence:.0%} percentile "
             f"interval; two-sided p-value ({method}); Holm correction over all {len(paired)} comparisons, "
-            f"significant at family-wise alpha = {alpha:g}."
+            f"significant at family-wise alpha = {alpha:g}. The intervals are per comparison, not "
+            "adjusted: one may exclude 0 on a row that is not significant."
         )
+        if steps_follow_epochs and (paired["compared"] == "mix").any():
+            note += (
+                " Mix rows compare training lengths too: trained by epochs (training.max_steps unset), "
+                "a mix's epoch is as many draws as its datasets have training rows, so a larger mix takes "
+                "more optimizer steps, and draws each dataset as its share of that. training.max_steps "
+                "gives every cell the same number of steps."
+            )
     if reports is not None and not paired.empty:
         one_seed = paired[["seed_std_a", "seed_std_b"]].isna().all(axis=None)
         note += (
