@@ -25,6 +25,7 @@ check_workflow_config(
     workflow.configfiles,
     workflow.source_path(SCHEMA),
     overrides=workflow.config_settings.config,
+    workflow_base=f"{workflow.basedir}/config/config.yaml",
 )
 
 RESULTS = config["results"]

@@ -14,7 +14,6 @@ from emogrid.config import (
     cell_config,
     check_config,
     check_config_files,
-    check_key_names,
     check_whole_numbers,
     config_problem,
     grid_cells,
@@ -655,7 +654,7 @@ def test_a_key_given_twice_in_a_config_file_names_the_file_the_lines_and_the_key
         ("datasets:\n  goemotions:\n    1.5: x\n", "datasets.goemotions.1.5", "a number"),
     ],
 )
-def test_a_key_yaml_reads_as_no_name_names_the_file_and_line(tmp_path, config, text, key, kind):
+def test_a_key_yaml_reads_as_no_name_names_the_file_and_line(tmp_path, text, key, kind):
     """YAML 1.1 reads `2018:` as a number and `on:` as true: a mix so named used to fail building the
     DAG with "expected str instance, int found", naming nothing."""
     overlay = tmp_path / "overlay.yaml"
@@ -668,12 +667,6 @@ def test_a_key_yaml_reads_as_no_name_names_the_file_and_line(tmp_path, config, t
     assert f"as {kind}, not as a name: quote it" in caught.value.problem
     overlay.write_text(text.replace(key.split(".")[-1] + ":", f'"{key.split(".")[-1]}":'))
     check_config_files([str(overlay)])
-    # A key that comes from no file (Snakemake's --config) is caught in the merged config.
-    config["mixes"][2018] = {"goemotions": 1.0}
-    with pytest.raises(ConfigError) as caught:
-        check_key_names(config)
-    assert caught.value.key == "mixes.2018"
-    assert 'the key 2018 is not text (int), so not a name: quote it ("2018")' in caught.value.problem
 
 
 def test_shipped_config_files_have_no_key_twice_and_anchors_json_and_repeated_files_pass(tmp_path):
@@ -843,7 +836,8 @@ def test_the_recorded_config_given_back_plans_the_same_cells(tmp_path, capsys, o
 def test_config_yaml_given_after_an_overlay_is_refused(tmp_path, capsys, monkeypatch):
     """`--configfile my.yaml config/config.yaml`: Snakemake merges config/config.yaml first (the Snakefile's
     configfile:), then my.yaml, then config/config.yaml again, whose values then win: my.yaml's
-    results, grid and seeds were silently lost."""
+    results, grid and seeds were silently lost. Under `snakemake -d elsewhere` the working directory has
+    no config/config.yaml, and the workflow's own file given after an overlay is refused the same way."""
     from emogrid.config import check_base_first
 
     monkeypatch.chdir(REPO_ROOT)
@@ -859,6 +853,11 @@ def test_config_yaml_given_after_an_overlay_is_refused(tmp_path, capsys, monkeyp
     check_base_first([str(mine), "config/config.yaml"])
     with pytest.raises(ConfigError):
         check_base_first([str(mine), str(REPO_ROOT / "config/config.yaml"), "config/config.yaml"])
+    workflows_own = str(REPO_ROOT / "config/config.yaml")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match="is given after"):
+        check_base_first([str(mine), workflows_own], workflow_base=workflows_own)
+    check_base_first([workflows_own, str(mine)], workflow_base=workflows_own)
 
 
 def _checked(config, overrides=None, configfiles=None, base=str(REPO_ROOT / "config/config.yaml")):
@@ -884,11 +883,26 @@ def test_values_from_the_command_line_are_named_as_such_and_checked_like_files()
     given = {"training": {"learning_rate": "0"}}
     error = _checked(merged(given), given)
     assert error.key == "training.learning_rate"
-    assert "(given with --config, which passes values below the top level on as text" in error.problem
-    assert error.problem.endswith("[given with --config]") and "config files" not in error.problem
-    # The same bad value from a file names the files and gets no --config hint.
+    assert "(Snakemake passes --config values below the top level on as text" in error.problem
+    assert error.problem.endswith("[given with --config or a profile's config:]")
+    assert "config files" not in error.problem
+    # At the top level Snakemake reads numbers as numbers: no text hint there.
+    given = {"seeds": "abc"}
+    error = _checked(merged(given), given)
+    assert error.key == "seeds" and "as text" not in error.problem and "given with --config" in error.problem
+    # The same bad value from a file names the files (in merge order) and gets no --config hint.
+    given = {"training": {"learning_rate": "0"}}
     error = _checked(merged(given), {"seeds": [1]})
-    assert "given with --config" not in error.problem and "demo.yaml; --config seeds]" in error.problem
+    assert "given with --config" not in error.problem
+    assert error.problem.endswith(
+        "config/config.yaml, /work/main/config/demo.yaml; --config seeds]".replace(
+            "/work/main", str(REPO_ROOT)
+        )
+    )
+    # A key holding dots (a file name) is found in the --config values too.
+    given = {"datasets": {"isear": {"files": {"isear.csv": {"md5": "abc"}}}}}
+    error = _checked(merged(given), given)
+    assert error.key == "datasets.isear.files.isear.csv.md5" and "given with --config" in error.problem
     # Merged key by key like a file's, so an empty mapping on the command line is refused too.
     given = {"label_groups": {}}
     error = _checked(merged(given), given)
@@ -913,12 +927,16 @@ def test_without_the_workflows_config_yaml_the_error_says_it_was_not_merged(tmp_
     assert f"note: config/config.yaml is not in the working directory ({tmp_path})" in error.problem
 
 
-def test_the_workflow_passes_its_command_line_config_to_the_checks(tmp_path):
+def test_the_workflow_passes_its_command_line_config_and_own_config_file_to_the_checks(tmp_path):
     """The Snakefile hands Snakemake's --config values to the checks (workflow.config_settings.config)."""
     from conftest import run_snakemake
 
     result = run_snakemake(tmp_path, "-n", "--config", "training={learning_rate: 0}", check=False)
     assert result.returncode != 0
-    assert "config key 'training.learning_rate': '0' is not of type 'number' (given with --config" in (
+    assert "config key 'training.learning_rate': '0' is not of type 'number' (Snakemake passes --config" in (
         result.stdout + result.stderr
     )
+    # Under --directory (as here) the working directory has no config/config.yaml: the workflow's own,
+    # given after the demo overlay, would be merged over it; refused.
+    result = run_snakemake(tmp_path, "-n", check=False, overlays=[REPO_ROOT / "config/config.yaml"])
+    assert result.returncode != 0 and "config/config.yaml is given after" in result.stdout + result.stderr

@@ -249,20 +249,15 @@ def test_fused_attention_is_refused_for_models_without_deberta_attention(tmp_pat
         load_classifier(str(tmp_path), num_labels=5, pooling="mean", attention="flash")
 
 
-def _encoder_of(model_type: str, **sizes):
-    """A one-layer encoder of `model_type` with a small position table, and its config."""
+def _encoder_of(model_type: str, **settings):
+    """A one-layer encoder of `model_type` with a small position table."""
     from transformers import AutoConfig, AutoModel
 
-    config = AutoConfig.for_model(
-        model_type,
-        vocab_size=50,
-        hidden_size=16,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=32,
-        **sizes,
-    )
-    return AutoModel.from_config(config).eval(), config
+    sizes = {"hidden_size": 16, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 32}
+    if model_type == "distilbert":
+        sizes = {"dim": 16, "n_layers": 1, "n_heads": 2, "hidden_dim": 32}
+    config = AutoConfig.for_model(model_type, vocab_size=50, **sizes, **settings)
+    return AutoModel.from_config(config).eval()
 
 
 def _runs_at(encoder, length: int) -> bool:
@@ -276,32 +271,36 @@ def _runs_at(encoder, length: int) -> bool:
 
 
 @pytest.mark.parametrize(
-    "model_type, sizes",
+    "model_type, settings",
     [
         ("bert", {"max_position_embeddings": 24}),
-        ("roberta", {"max_position_embeddings": 24, "pad_token_id": 1}),
+        ("distilbert", {"max_position_embeddings": 24}),
+        ("albert", {"max_position_embeddings": 24, "embedding_size": 8}),
+        # Positions numbered after the padding id: 26 rows, padding id 1, 24 usable.
+        ("roberta", {"max_position_embeddings": 26, "pad_token_id": 1}),
+        ("mpnet", {"max_position_embeddings": 26, "pad_token_id": 1}),
         ("deberta-v2", {"max_position_embeddings": 24, "position_biased_input": True}),
     ],
 )
-def test_position_limit_is_where_the_encoder_stops_running(model_type, sizes):
+def test_position_limit_is_where_the_encoder_stops_running(model_type, settings):
     """The limit check_max_length enforces is the real one: the encoder runs at it and fails one past it."""
     from emogrid.modeling import check_max_length, position_limit
 
-    encoder, config = _encoder_of(model_type, **sizes)
-    limit = position_limit(config)
-    assert limit is not None
+    encoder = _encoder_of(model_type, **settings)
+    limit = position_limit(encoder)
+    assert limit == 24
     assert _runs_at(encoder, limit)
     assert not _runs_at(encoder, limit + 1)
-    check_max_length(config, limit, "m")
+    check_max_length(encoder, limit, "m")
     refused = rf"model\.max_length: {limit + 1} .*set model\.max_length to {limit}"
     with pytest.raises(ValueError, match=refused):
-        check_max_length(config, limit + 1, "m")
+        check_max_length(encoder, limit + 1, "m")
 
 
 def test_deberta_v3_relative_positions_have_no_limit():
     from emogrid.modeling import check_max_length, position_limit
 
-    encoder, config = _encoder_of(
+    encoder = _encoder_of(
         "deberta-v2",
         max_position_embeddings=24,
         relative_attention=True,
@@ -309,6 +308,6 @@ def test_deberta_v3_relative_positions_have_no_limit():
         position_biased_input=False,
         pos_att_type=["p2c", "c2p"],
     )
-    assert position_limit(config) is None
+    assert position_limit(encoder) is None
     assert _runs_at(encoder, 60)
-    check_max_length(config, 60, "m")
+    check_max_length(encoder, 60, "m")

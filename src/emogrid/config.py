@@ -24,43 +24,53 @@ from emogrid.splits import FRACTION_TOLERANCE, achieved_fractions
 SPLITS = ("train", "validation", "test")
 
 
+# The Snakefile's `configfile:`, relative to the working directory: Snakemake merges it first (and
+# lists it after the --configfile files in workflow.configfiles).
+BASE_CONFIG = "config/config.yaml"
+
 _YAML_FLOAT_AS_STRING = re.compile(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+")
 
 
 # Said of a value that Snakemake's --config passed on as text: it reads only top-level values as
 # numbers, booleans or null (`--config training='{learning_rate: 0}'` gives the string '0').
-_FROM_COMMAND_LINE = (
-    " (given with --config, which passes values below the top level on as text, null included: "
-    "give them in a YAML overlay file)"
+_AS_TEXT = (
+    " (Snakemake passes --config values below the top level on as text, null included: give them in a "
+    "YAML overlay file)"
 )
+# Where a value Snakemake's config_settings.config holds came from (a profile's `config:` lands there too).
+_COMMAND_LINE = " [given with --config or a profile's config:]"
 
 
 def config_problem(
-    error: Exception, configfiles: Sequence[str] = (), overrides: Mapping | None = None
+    error: Exception,
+    configfiles: Sequence[str] = (),
+    overrides: Mapping | None = None,
+    base: str = BASE_CONFIG,
 ) -> ConfigError:
     """One readable line for a config that failed `snakemake.utils.validate` or `check_config`: the
-    dotted key, the reason, a hint where one helps, and where the value may come from: the config files,
-    or the command line when `overrides` (Snakemake's --config values) gives the key.
-    (Snakemake's own message for a schema failure prints the whole schema and the whole config: 1,700
-    lines for a misspelled key.)"""
+    dotted key, the reason, a hint where one helps, and where the value may come from: the config files
+    (in merge order, `base` first), or the command line when `overrides` (Snakemake's --config values)
+    gives the key. (Snakemake's own message for a schema failure prints the whole schema and the whole
+    config: 1,700 lines for a misspelled key.)"""
     if isinstance(error, ConfigError):
-        named = "--config" in error.problem and _given_in(overrides, error.key)
-        return ConfigError(
-            error.key, error.problem + ("" if named else _source_note(error.key, configfiles, overrides))
-        )
+        if _given_in(overrides, error.key):
+            return ConfigError(
+                error.key, error.problem + ("" if "--config" in error.problem else _COMMAND_LINE)
+            )
+        return ConfigError(error.key, error.problem + _files_note(configfiles, overrides, base))
     # Snakemake raises its WorkflowError while handling jsonschema's ValidationError (and flattens its
     # arguments into one string): the validation error is the context.
     candidates = [error.__cause__, error.__context__]
     found = next((c for c in candidates if hasattr(c, "absolute_path") and hasattr(c, "message")), None)
     if found is None:
-        return ConfigError("(config)", str(error) + _files_note(configfiles, overrides))
-    path = [f"[{part}]" if isinstance(part, int) else f".{part}" for part in found.absolute_path]
+        return ConfigError("(config)", str(error) + _files_note(configfiles, overrides, base))
+    parts = list(found.absolute_path)
     problem = found.message
     if found.validator == "additionalProperties" and isinstance(found.instance, dict):
         allowed = list(found.schema.get("properties", {}))
         unexpected = [key for key in found.instance if key not in allowed]
         if unexpected:
-            path.append(f".{unexpected[0]}")
+            parts.append(unexpected[0])
             problem = "not a known key"
             close = difflib.get_close_matches(str(unexpected[0]), allowed, n=1)
             nested = _nested_key(found.schema, str(unexpected[0]))
@@ -68,16 +78,12 @@ def config_problem(
                 problem += f"; did you mean {close[0]!r}?"
             elif nested:
                 problem += f"; it is a key of {nested}"
-    key = "".join(path).lstrip(".") or "(top level)"
-    if _given_in(overrides, key):
-        if found.validator == "type" and isinstance(found.instance, str):
-            problem += _FROM_COMMAND_LINE
-        return ConfigError(key, problem + " [given with --config]")
-    if (
-        found.validator == "type"
-        and isinstance(found.instance, str)
-        and _YAML_FLOAT_AS_STRING.fullmatch(found.instance)
-    ):
+    key = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in parts).lstrip(".")
+    key = key or "(top level)"
+    text_value = found.validator == "type" and isinstance(found.instance, str)
+    if _given_in(overrides, parts):
+        return ConfigError(key, problem + (_AS_TEXT if text_value and len(parts) > 1 else "") + _COMMAND_LINE)
+    if text_value and _YAML_FLOAT_AS_STRING.fullmatch(found.instance):
         # YAML 1.1 (PyYAML) reads a float only with a dot in the mantissa and a sign in the exponent.
         mantissa, exponent = re.split("[eE]", found.instance)
         written = (
@@ -86,7 +92,7 @@ def config_problem(
             + (exponent if exponent[0] in "+-" else f"+{exponent}")
         )
         problem += f" (YAML reads {found.instance} as a string: write {written})"
-    return ConfigError(key, problem + _files_note(configfiles, overrides))
+    return ConfigError(key, problem + _files_note(configfiles, overrides, base))
 
 
 def _nested_key(schema: Mapping, name: str, prefix: str = "") -> str | None:
@@ -107,31 +113,49 @@ def _nested_key(schema: Mapping, name: str, prefix: str = "") -> str | None:
     return None
 
 
-def _given_in(overrides: Mapping | None, key: str) -> bool:
-    """Whether Snakemake's --config values (`overrides`) give the dotted `key` ("training.lr",
-    "seeds[0]"): then the value in the merged config is the command line's."""
-    node = overrides
-    for part in re.findall(r"[^.\[\]]+|\[\d+\]", key):
-        if part.startswith("[") and isinstance(node, list) and int(part[1:-1]) < len(node):
-            node = node[int(part[1:-1])]
-        elif isinstance(node, Mapping) and part in node:
-            node = node[part]
-        else:
-            return False
-    return bool(overrides)
+def _given_in(overrides: Mapping | None, key: str | Sequence[str | int]) -> bool:
+    """Whether Snakemake's --config values (`overrides`) give `key`: a path of keys and list indices,
+    or dotted ("training.lr", "seeds[0]"; a dotted key's parts may themselves hold dots, as file names
+    do: "datasets.isear.files.isear.csv.md5")."""
+    if not overrides:
+        return False
+    if not isinstance(key, str):
+        node = overrides
+        for part in key:
+            if isinstance(part, int) and isinstance(node, list) and part < len(node):
+                node = node[part]
+            elif isinstance(node, Mapping) and part in node:
+                node = node[part]
+            else:
+                return False
+        return True
+    return _dotted_in(overrides, re.findall(r"[^.\[\]]+|\[\d+\]", key))
 
 
-def _source_note(key: str, configfiles: Sequence[str], overrides: Mapping | None) -> str:
-    if _given_in(overrides, key):
-        return " [given with --config]"
-    return _files_note(configfiles, overrides)
+def _dotted_in(node, tokens: list[str]) -> bool:
+    if not tokens:
+        return True
+    first = tokens[0]
+    if first.startswith("["):
+        index = int(first[1:-1])
+        return isinstance(node, list) and index < len(node) and _dotted_in(node[index], tokens[1:])
+    if not isinstance(node, Mapping):
+        return False
+    # A key may hold dots: try "isear", then "isear.csv", ... as one key.
+    for end in range(1, len(tokens) + 1):
+        if any(token.startswith("[") for token in tokens[1:end]):
+            break
+        name = ".".join(tokens[:end])
+        if name in node and _dotted_in(node[name], tokens[end:]):
+            return True
+    return False
 
 
-def _files_note(configfiles: Sequence[str], overrides: Mapping | None = None) -> str:
+def _files_note(configfiles: Sequence[str], overrides: Mapping | None = None, base: str = BASE_CONFIG) -> str:
     if not configfiles and not overrides:
         return ""
     # In merge order; the Snakefile's own configfile: and the same file given on the command line: once.
-    files = _ordered_files(configfiles, BASE_CONFIG)
+    files = _ordered_files(configfiles, base)
     command_line = f"; --config {', '.join(map(str, overrides))}" if overrides else ""
     return f" [config files: {', '.join(files.values())}{command_line}]"
 
@@ -167,32 +191,28 @@ def _check_finite(value, key: str = "") -> None:
         raise ConfigError(key or "(top level)", f"must be a finite number, got {value}")
 
 
-# The Snakefile's `configfile:`, relative to the working directory: Snakemake merges it first (and
-# lists it after the --configfile files in workflow.configfiles).
-BASE_CONFIG = "config/config.yaml"
-
-
 def check_workflow_config(
     config: dict,
     configfiles: Sequence[str],
     schema_file: str,
     base: str = BASE_CONFIG,
     overrides: Mapping | None = None,
+    workflow_base: str | None = None,
 ) -> None:
     """Every check the workflow makes on its merged config before any job, in order, with the schema's
     defaults filled in and `resolve_config` applied (in place). Any failure is one `ConfigError` naming
     the key and where it came from: the config files, or `overrides` (the --config values, merged
     last). The workflow (rules/common.smk) and `python -m emogrid.config` both run this; `base` is the
     file merged first (the Snakefile's `configfile:`), and `configfiles` lists it last, as Snakemake's
-    workflow.configfiles does."""
+    workflow.configfiles does; `workflow_base` is the workflow's own config/config.yaml, which under
+    `snakemake -d elsewhere` may be given as a --configfile though `base` is not there."""
     # Imported here: what the workflow imports from emogrid when it parses stays standard-library only.
     from snakemake.exceptions import WorkflowError
     from snakemake.utils import validate
 
     try:
-        check_base_first(configfiles, base)
+        check_base_first(configfiles, base, workflow_base)
         check_config_files(configfiles)
-        check_key_names(config)
         files = {name: load_config_file(path) for path, name in _ordered_files(configfiles, base).items()}
         if overrides:
             files["--config"] = dict(overrides)
@@ -203,7 +223,7 @@ def check_workflow_config(
         resolve_config(config)
         check_config(config)
     except (WorkflowError, ConfigError) as error:
-        problem = config_problem(error, configfiles, overrides)
+        problem = config_problem(error, configfiles, overrides, base)
         missing_base = not any(_same_file(name, base) for name in configfiles)
         if missing_base and problem.key == "(top level)" and "required property" in problem.problem:
             problem = ConfigError(
@@ -219,24 +239,29 @@ def _same_file(a: str | os.PathLike, b: str | os.PathLike) -> bool:
     return os.path.realpath(a) == os.path.realpath(b)
 
 
-def check_base_first(configfiles: Sequence[str], base: str = BASE_CONFIG) -> None:
+def check_base_first(
+    configfiles: Sequence[str], base: str = BASE_CONFIG, workflow_base: str | None = None
+) -> None:
     """`--configfile my.yaml config/config.yaml` merges config/config.yaml (the Snakefile's configfile:)
     first, then my.yaml, then config/config.yaml again: its values win over everything my.yaml sets,
     and the run silently ignores it. `configfiles` in workflow.configfiles' order: the --configfile
-    files as given, then the Snakefile's."""
+    files as given, then the Snakefile's. `workflow_base` (the workflow's own config/config.yaml) counts
+    as config/config.yaml too: under `snakemake -d elsewhere` it is merged only where it is given, but
+    given after an overlay it still overrides it."""
     given = list(configfiles)
     if given and _same_file(given[-1], base):
         given.pop()  # the Snakefile's configfile:, merged first
+    bases = [base, *([workflow_base] if workflow_base else [])]
     first_other = None
     for name in given:
-        if not _same_file(name, base):
+        if not any(_same_file(name, known) for known in bases):
             first_other = first_other or name
         elif first_other is not None:
             raise ConfigError(
                 "(config files)",
-                f"{name} is given after {first_other}: the workflow merges it first anyway, and given "
-                f"again it is merged again, over {first_other}, whose settings would be lost. Leave "
-                f"{base} out of --configfile, or give it first",
+                f"{name} is given after {first_other}: the workflow merges {BASE_CONFIG} first, and a "
+                f"config file given after another is merged over it, so {first_other}'s settings would be "
+                f"lost. Leave {BASE_CONFIG} out of --configfile, or give it first",
             )
 
 
@@ -346,24 +371,6 @@ def _lookup(value, path: Sequence[str]):
     return value
 
 
-def check_key_names(value, path: tuple[str, ...] = ()) -> None:
-    """Every mapping key of the merged config is text. A config file's keys are checked with their line
-    by check_config_files; this catches the rest (`--config "mixes={2018: {goemotions: 1}}"`), which
-    would otherwise fail building the DAG, or name a cell 2018 in one file and "2018" in another."""
-    if isinstance(value, dict):
-        for name, item in value.items():
-            if not isinstance(name, str):
-                raise ConfigError(
-                    ".".join((*path, str(name))),
-                    f"the key {name!r} is not text ({type(name).__name__}), so not a name: quote it "
-                    f'("{name}")',
-                )
-            check_key_names(item, (*path, name))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            check_key_names(item, (*path[:-1], f"{path[-1]}[{index}]") if path else (f"[{index}]",))
-
-
 def _mapping_paths(value, path: tuple[str, ...] = ()):
     """(path, mapping) of every mapping in one config file, below the top level."""
     if isinstance(value, dict):
@@ -384,7 +391,9 @@ def check_loss_keys(config: dict, files: Mapping[str, dict]) -> None:
         used = LOSS_KEYS[loss["type"]]
         for key in loss:
             if key not in used:
-                givers = [file for file, values in files.items() if _lookup(values, ("losses", name, key))]
+                givers = [
+                    file for file, values in files.items() if key in (_lookup(values, ("losses", name)) or {})
+                ]
                 raise ConfigError(
                     f"losses.{name}.{key}",
                     f"a loss of type {loss['type']} does not use it (its keys: {', '.join(used)})"

@@ -75,35 +75,30 @@ def drop_unused_pooler(encoder) -> None:
         encoder.pooler = None
 
 
-# Model types whose position ids start after the padding id (RoBERTa's scheme): their
-# max_position_embeddings counts pad_token_id + 1 positions no token can use.
-POSITIONS_AFTER_PADDING = frozenset({"roberta", "xlm-roberta", "camembert", "longformer", "data2vec-text"})
-
-
-def position_limit(config) -> int | None:
+def position_limit(encoder: nn.Module) -> int | None:
     """The most tokens one input can have for this encoder, or None when nothing limits it.
 
-    Absolute position embeddings (BERT, MiniLM, RoBERTa, DeBERTa-v2 with position_biased_input) have one
-    row per position, and a longer input fails deep inside the forward pass ("index out of range").
-    DeBERTa-v3 adds no absolute positions (position_biased_input false, relative attention only).
+    Read from the model, not from a list of model types: an encoder with absolute positions (BERT,
+    MiniLM, RoBERTa, MPNet, DeBERTa-v2 with position_biased_input) has an `embeddings.position_embeddings`
+    table with one row per position, and a longer input fails deep inside the forward pass ("index out
+    of range"). RoBERTa-style tables number positions after the padding id, whose row and those below it
+    no token can use (514 rows, padding id 1: 512 tokens). DeBERTa-v3 (relative attention only) and
+    rotary encoders have no such table.
     """
-    if getattr(config, "relative_attention", False) and not getattr(config, "position_biased_input", True):
+    table = getattr(getattr(encoder, "embeddings", None), "position_embeddings", None)
+    if not isinstance(table, nn.Embedding):
         return None
-    limit = getattr(config, "max_position_embeddings", None)
-    if limit is None:
-        return None
-    if getattr(config, "model_type", None) in POSITIONS_AFTER_PADDING:
-        limit -= (getattr(config, "pad_token_id", None) or 0) + 1
-    return int(limit)
+    unusable = table.padding_idx + 1 if table.padding_idx is not None else 0
+    return table.num_embeddings - unusable
 
 
-def check_max_length(config, max_length: int, path: str) -> None:
+def check_max_length(encoder: nn.Module, max_length: int, path: str) -> None:
     """Refuse a model.max_length the encoder has no positions for, before any training step."""
-    limit = position_limit(config)
+    limit = position_limit(encoder)
     if limit is not None and max_length > limit:
         raise ValueError(
-            f"model.max_length: {max_length} is more tokens than {path} has positions for ({limit}, from "
-            f"max_position_embeddings in its config); set model.max_length to {limit} or less"
+            f"model.max_length: {max_length} is more tokens than {path} has positions for ({limit}, "
+            f"its position table); set model.max_length to {limit} or less"
         )
 
 

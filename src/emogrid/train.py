@@ -490,7 +490,7 @@ def build_trainer(cell: dict, callbacks: list | None = None) -> tuple[EmotionTra
         attention=cell["model"].get("attention", "transformers"),
     )
     max_length = cell["model"]["max_length"]
-    check_max_length(model.encoder.config, max_length, cell["model"]["path"])
+    check_max_length(model.encoder, max_length, cell["model"]["path"])
     train = EncodedExamples(load_frames(cell["train_files"], tokenizer, max_length))
     train.label_mask = training_label_mask(train.label_mask, cell["coverage_masking"])
     # The imbalance strategy sees the training rows only: validation and test are loaded separately.
